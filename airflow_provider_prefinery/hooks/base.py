@@ -1,0 +1,140 @@
+"""What the three API hooks share on top of the REST core: reading the connection into a client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_provider_prefinery.exceptions import PrefineryInputError
+from airflow_provider_prefinery.hooks.rest import RestClient, RetryPolicy, Timeouts
+
+
+def connection_extra(conn: Any, conn_type: str) -> dict[str, Any]:
+    """Read a connection's extra, accepting both ``key`` and the legacy ``extra__<type>__key`` spellings."""
+    extra = conn.extra_dejson if conn is not None else {}
+    prefix = f"extra__{conn_type}__"
+    merged = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
+    merged.update({key: value for key, value in extra.items() if not key.startswith(prefix)})
+    return {key: value for key, value in merged.items() if value not in (None, "")}
+
+
+def base_url(host: str | None, port: int | None, default: str, *, service: str) -> str:
+    """Turn the connection's host (an origin, a bare host name or empty) into an origin URL."""
+    raw = (host or "").strip() or default
+    if "://" not in raw:
+        raw = f"https://{raw}"
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise PrefineryInputError("host", f"is not a URL: {raw!r} ({exc})", service=service) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in raw:
+        raise PrefineryInputError(
+            "host", f"is not an http(s) URL: {raw!r}", allowed="e.g. https://api.example.com", service=service
+        )
+    netloc = parts.netloc
+    if port and not parts.port:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+class ApiHook(BaseHook):
+    """A hook whose calls all go through one :class:`RestClient` built from its connection.
+
+    ``connection`` may be passed in (triggers load it asynchronously first, so the event loop never
+    blocks on ``get_connection``).
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name = ""
+    conn_type = ""
+    hook_name = ""
+    service = ""
+    default_host = ""
+    api_prefix = ""
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        connection: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        self._retry = retry
+        self._timeouts = timeouts
+        self._connection = connection
+
+    @cached_property
+    def connection(self) -> Any:
+        return self._connection if self._connection is not None else self.get_connection(self.conn_id)
+
+    @cached_property
+    def extra(self) -> dict[str, Any]:
+        return connection_extra(self.connection, self.conn_type)
+
+    @cached_property
+    def secret(self) -> str:
+        key = self.connection.password or ""
+        if not key:
+            raise PrefineryInputError(
+                "password", f"connection {self.conn_id!r} has no API key", service=self.service
+            )
+        mask_secret(key)
+        return key
+
+    def _policy(self) -> tuple[RetryPolicy, Timeouts]:
+        extra = self.extra
+        retry = self._retry or RetryPolicy(
+            max_retries=int(extra.get("max_retries", RetryPolicy.max_retries)),
+            backoff_initial=float(extra.get("backoff_initial", RetryPolicy.backoff_initial)),
+            backoff_max=float(extra.get("backoff_max", RetryPolicy.backoff_max)),
+        )
+        timeouts = self._timeouts or Timeouts(
+            connect=float(extra.get("connect_timeout", Timeouts.connect)),
+            read=float(extra.get("read_timeout", extra.get("timeout", Timeouts.read))),
+        )
+        return retry, timeouts
+
+    def build_client(self, **overrides: Any) -> RestClient:
+        """Build the REST client for this connection; subclasses supply auth and the error parser."""
+        retry, timeouts = self._policy()
+        origin = base_url(self.connection.host, self.connection.port, self.default_host, service=self.service)
+        options: dict[str, Any] = {
+            "service": self.service,
+            "base_url": origin + self.api_prefix,
+            "auth": None,
+            "secrets": (self.secret,),
+            "conn_id": self.conn_id,
+            "retry": retry,
+            "timeouts": timeouts,
+            "logger": self.log,
+        }
+        options.update(overrides)
+        return RestClient(**options)
+
+    @cached_property
+    def client(self) -> RestClient:
+        return self.build_client()
+
+    def get_conn(self) -> RestClient:
+        return self.client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+
+def require(mapping: Mapping[str, Any] | None, key: str) -> Any:
+    """Fetch ``key`` from an API answer or fail with the answer's keys (a changed API shape)."""
+    if not isinstance(mapping, Mapping) or key not in mapping:
+        keys = sorted(mapping) if isinstance(mapping, Mapping) else type(mapping).__name__
+        raise KeyError(f"expected {key!r} in the API's answer, got {keys}")
+    return mapping[key]

@@ -1,0 +1,134 @@
+"""The provider's registration with Airflow: modules, integrations and connection forms.
+
+Connection forms are declared once here, as data (Airflow >= 3.2 renders ``ui-field-behaviour`` and
+``conn-fields``); the Airflow 2 hook methods derive their wtforms widgets from the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_prefinery import __version__
+
+PACKAGE = "airflow_provider_prefinery"
+
+PREFINERY_CONNECTION: dict[str, Any] = {
+    "connection-type": "prefinery",
+    "hook-class-name": f"{PACKAGE}.hooks.prefinery.PrefineryHook",
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "schema", "port"],
+        "relabeling": {"password": "API Key", "host": "API Base URL"},
+        "placeholders": {
+            "password": "your Prefinery API key (Account > API)",
+            "host": "https://api.prefinery.com",
+            "extra": '{"write_rate_limit": 10}',
+        },
+    },
+    "conn-fields": {
+        "beta_id": {
+            "label": "API Beta ID",
+            "description": "Default project id (the 'API Beta ID' on the project dashboard); "
+            "operators may pass beta_id instead.",
+            "schema": {"type": ["integer", "null"], "minimum": 1},
+        },
+    },
+}
+
+CONNECTION_TYPES: list[dict[str, Any]] = [PREFINERY_CONNECTION]
+
+INTEGRATIONS = [
+    {
+        "integration-name": "Prefinery",
+        "external-doc-url": "https://www.prefinery.com/api",
+        "tags": ["service"],
+    },
+]
+
+# Module lists, by kind; each module must import (a test imports every one).
+MODULES: dict[str, list[str]] = {
+    "hooks": [f"{PACKAGE}.hooks.prefinery"],
+    "operators": [],
+    "sensors": [],
+    "triggers": [],
+}
+
+
+def provider_info() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "package-name": "airflow-provider-prefinery",
+        "name": "Prefinery",
+        "description": "Prefinery (waitlists, referral programs, rewards) for Apache Airflow, "
+        "with Mailchimp and Piggy hooks and a local sandbox.",
+        "versions": [__version__],
+        "integrations": INTEGRATIONS,
+        "connection-types": CONNECTION_TYPES,
+    }
+    for kind, modules in MODULES.items():
+        if modules:
+            info[kind] = [{"integration-name": _integration_of(m), "python-modules": [m]} for m in modules]
+    return info
+
+
+def _integration_of(module: str) -> str:
+    for name in ("mailchimp", "piggy"):
+        if name in module.rsplit(".", 1)[-1]:
+            return name.capitalize()
+    return "Prefinery"
+
+
+def connection_type(conn_type: str) -> dict[str, Any]:
+    for item in CONNECTION_TYPES:
+        if item["connection-type"] == conn_type:
+            return item
+    raise KeyError(conn_type)
+
+
+def legacy_field_specs(conn_type: str) -> dict[str, dict[str, Any]]:
+    """The Airflow 2 form's extra fields, read from ``conn-fields``: name -> kind, label, description."""
+    specs: dict[str, dict[str, Any]] = {}
+    for name, spec in connection_type(conn_type)["conn-fields"].items():
+        schema = spec["schema"]
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        kind = (
+            "integer"
+            if "integer" in types
+            else "password"
+            if schema.get("format") == "password"
+            else "string"
+        )
+        specs[name] = {
+            "kind": kind,
+            "label": spec["label"],
+            "description": spec["description"],
+            "optional": "null" in types,
+            "minimum": schema.get("minimum"),
+        }
+    return specs
+
+
+def legacy_widgets(conn_type: str) -> dict[str, Any]:
+    """Airflow 2 form widgets (wtforms and FAB exist only on Airflow 2's webserver: imported here)."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import IntegerField, PasswordField, StringField
+    from wtforms.validators import NumberRange, Optional
+
+    widgets: dict[str, Any] = {}
+    for name, spec in legacy_field_specs(conn_type).items():
+        label = lazy_gettext(spec["label"])
+        validators = [Optional()] if spec["optional"] else []
+        if spec["kind"] == "integer":
+            if spec["minimum"] is not None:
+                validators.append(NumberRange(min=spec["minimum"]))
+            widgets[name] = IntegerField(
+                label, widget=BS3TextFieldWidget(), description=spec["description"], validators=validators
+            )
+        elif spec["kind"] == "password":
+            widgets[name] = PasswordField(
+                label, widget=BS3PasswordFieldWidget(), description=spec["description"], validators=validators
+            )
+        else:
+            widgets[name] = StringField(
+                label, widget=BS3TextFieldWidget(), description=spec["description"], validators=validators
+            )
+    return widgets
