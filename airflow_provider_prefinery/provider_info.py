@@ -34,23 +34,78 @@ PREFINERY_CONNECTION: dict[str, Any] = {
     },
 }
 
-CONNECTION_TYPES: list[dict[str, Any]] = [PREFINERY_CONNECTION]
+MAILCHIMP_CONNECTION: dict[str, Any] = {
+    "connection-type": "mailchimp",
+    "hook-class-name": f"{PACKAGE}.hooks.mailchimp.MailchimpHook",
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "schema", "port"],
+        "relabeling": {"password": "API Key", "host": "API Base URL"},
+        "placeholders": {
+            "password": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-us6",
+            "host": "optional: https://<dc>.api.mailchimp.com (the data center is read from the key)",
+        },
+    },
+    "conn-fields": {
+        "list_id": {
+            "label": "Audience ID",
+            "description": "Default audience (list) id; operators may pass list_id instead.",
+            "schema": {"type": ["string", "null"]},
+        },
+    },
+}
+
+PIGGY_CONNECTION: dict[str, Any] = {
+    "connection-type": "piggy",
+    "hook-class-name": f"{PACKAGE}.hooks.piggy.PiggyHook",
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "schema", "port"],
+        "relabeling": {"password": "Personal Access Token or API Key", "host": "API Base URL"},
+        "placeholders": {
+            "password": "a Piggy Personal Access Token (or leave empty and fill the OAuth client below)",
+            "host": "https://api.piggy.eu",
+        },
+    },
+    "conn-fields": {
+        "client_id": {
+            "label": "OAuth Client ID",
+            "description": "Optional: client credentials exchanged at /oauth/token instead of a token.",
+            "schema": {"type": ["string", "null"]},
+        },
+        "client_secret": {
+            "label": "OAuth Client Secret",
+            "description": "Optional: the OAuth client's secret.",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+    },
+}
+
+CONNECTION_TYPES: list[dict[str, Any]] = [PREFINERY_CONNECTION, MAILCHIMP_CONNECTION, PIGGY_CONNECTION]
 
 INTEGRATIONS = [
+    {"integration-name": "Prefinery", "external-doc-url": "https://www.prefinery.com/api", "tags": ["service"]},
     {
-        "integration-name": "Prefinery",
-        "external-doc-url": "https://www.prefinery.com/api",
+        "integration-name": "Mailchimp",
+        "external-doc-url": "https://mailchimp.com/developer/marketing/api/list-members/",
         "tags": ["service"],
     },
+    {"integration-name": "Piggy", "external-doc-url": "https://docs.piggy.eu/", "tags": ["service"]},
 ]
 
 # Module lists, by kind; each module must import (a test imports every one).
 MODULES: dict[str, list[str]] = {
-    "hooks": [f"{PACKAGE}.hooks.prefinery"],
-    "operators": [],
-    "sensors": [],
-    "triggers": [],
+    "hooks": [f"{PACKAGE}.hooks.prefinery", f"{PACKAGE}.hooks.mailchimp", f"{PACKAGE}.hooks.piggy"],
+    "operators": [f"{PACKAGE}.operators.prefinery", f"{PACKAGE}.operators.piggy"],
+    "sensors": [f"{PACKAGE}.sensors.prefinery"],
+    "triggers": [f"{PACKAGE}.triggers.prefinery"],
 }
+TRANSFERS = [
+    {
+        "source-integration-name": "Mailchimp",
+        "target-integration-name": "Prefinery",
+        "python-module": f"{PACKAGE}.transfers.mailchimp_to_prefinery",
+        "how-to-guide": "",
+    },
+]
 
 
 def provider_info() -> dict[str, Any]:
@@ -64,8 +119,8 @@ def provider_info() -> dict[str, Any]:
         "connection-types": CONNECTION_TYPES,
     }
     for kind, modules in MODULES.items():
-        if modules:
-            info[kind] = [{"integration-name": _integration_of(m), "python-modules": [m]} for m in modules]
+        info[kind] = [{"integration-name": _integration_of(m), "python-modules": [m]} for m in modules]
+    info["transfers"] = [{k: v for k, v in t.items() if v} for t in TRANSFERS]
     return info
 
 
