@@ -228,8 +228,13 @@ class PrefineryHook(ApiHook):
             )
         return v.positive_int("beta_id", from_conn)
 
+    @property
+    def rate_limit_scale(self) -> float:
+        """The factor on every client-side limit: the argument, else the connection's extra, else 1."""
+        return float(self._rate_limit_scale or self.extra.get("rate_limit_scale") or 1.0)
+
     def _bucket(self, endpoint: Endpoint, beta_id: int | None) -> TokenBucket | None:
-        scale = float(self._rate_limit_scale or self.extra.get("rate_limit_scale") or 1.0)
+        scale = self.rate_limit_scale
         if endpoint.limit == "write":
             per_second = self._write_rate_limit or self.extra.get("write_rate_limit")
             if not per_second:
