@@ -1,0 +1,233 @@
+"""Sensors over Prefinery's list endpoints: wait for a user, for rewards, for a suppression (or its end).
+
+Each sensor runs in any of Airflow's three ways: ``poke`` (holds a worker slot and sleeps), ``reschedule``
+(frees the slot between pokes) and ``deferrable=True`` (one synchronous check, then hands off to
+:class:`~airflow_provider_prefinery.triggers.prefinery.PrefinerySensorTrigger` on the triggerer). What
+"done" means is decided by one function per sensor in the triggers module, shared by ``poke()`` and the
+trigger.
+
+Poll interval rule: a ``poke_interval`` below what Prefinery's documented LIST limit allows one sensor (a
+1/10 share, so ten sensors on a project stay within the limit: 10 s for users, rewards and suppressions
+at the documented 60/min) is raised to that minimum with a warning; a poke that read several pages waits
+the minimum per request. A 429 that outlives the REST core's retries does not fail the sensor: the next
+poke waits twice as long per 429 in a row (at least the server's Retry-After).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    Context,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_prefinery.exceptions import PrefineryRateLimitError
+from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+from airflow_provider_prefinery.triggers.prefinery import (
+    CHECKS,
+    EventStatus,
+    Pacer,
+    PrefinerySensorTrigger,
+    clamp_interval,
+    min_poll_interval,
+    run_check,
+    validate_event,
+)
+
+# Extra seconds Airflow's own deferral timeout gives the trigger past its deadline, so the trigger's
+# clearer timeout event normally arrives first.
+DEFERRAL_GRACE = 60.0
+
+
+class PrefineryBaseSensor(BaseSensorOperator):
+    """What the three sensors share: the connection, pacing, deferral and the trigger's verdict.
+
+    :param prefinery_conn_id: the Prefinery connection (templated).
+    :param beta_id: the project id, overriding the connection's ``beta_id`` (templated).
+    :param deferrable: wait on the triggerer instead of a worker (default: ``[operators]
+        default_deferrable``).
+    """
+
+    check: ClassVar[str] = ""
+    template_fields: Sequence[str] = ("prefinery_conn_id", "beta_id")
+    ui_color = "#fdf1e6"
+
+    def __init__(
+        self,
+        *,
+        prefinery_conn_id: str = PrefineryHook.default_conn_name,
+        beta_id: int | str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prefinery_conn_id = prefinery_conn_id
+        self.beta_id = beta_id
+        self.deferrable = deferrable
+        self._pacer: Pacer | None = None
+
+    def criteria(self) -> dict[str, Any]:
+        """The check's keyword arguments, from the rendered fields."""
+        raise NotImplementedError
+
+    @cached_property
+    def hook(self) -> PrefineryHook:
+        return PrefineryHook(self.prefinery_conn_id, beta_id=self.beta_id)
+
+    @property
+    def pacer(self) -> Pacer:
+        """The poll pacing, built at run time: the floor depends on the connection's rate_limit_scale."""
+        if self._pacer is None:
+            floor = min_poll_interval(CHECKS[self.check][1], self.hook.rate_limit_scale)
+            self._pacer = Pacer(clamp_interval(self.poke_interval, floor, self.log), floor)
+            self.poke_interval = self._pacer.interval
+        return self._pacer
+
+    def execute(self, context: Context) -> Any:
+        """Poke or reschedule as usual; when deferrable, check once here, then defer to the trigger."""
+        started = time.time()
+        self.pacer  # noqa: B018 - raise a too-short interval before the first poke, with its warning
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if first:
+            return first.xcom_value
+        self.defer(
+            trigger=PrefinerySensorTrigger(
+                check=self.check,
+                criteria=self.criteria(),
+                end_time=started + self.timeout,
+                poll_interval=self.poke_interval,
+                prefinery_conn_id=self.prefinery_conn_id,
+                beta_id=self.beta_id,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + self.pacer.interval + DEFERRAL_GRACE),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Run the check once; a 429 after the core's retries means "not yet", with a longer wait."""
+        try:
+            outcome, requests = run_check(self.hook, self.check, self.criteria())
+        except PrefineryRateLimitError as err:
+            self.poke_interval = self.pacer.after_rate_limit(err)
+            self.log.warning(
+                "Prefinery rate limit (HTTP 429) after retries; next poke in %.0f s", self.poke_interval
+            )
+            return PokeReturnValue(False)
+        self.poke_interval = self.pacer.after_poll(requests)
+        self.log.info("Prefinery %s check: %s", self.check, outcome.detail)
+        return PokeReturnValue(outcome.done, outcome.value)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume from the trigger: return the value on success, fail clearly on timeout or error.
+
+        :raises AirflowSensorTimeout: the deadline passed before the condition held.
+        :raises AirflowException: the trigger reported an error, or sent a malformed event.
+        """
+        checked = validate_event(event)
+        status = checked["status"]
+        if status == EventStatus.SUCCESS.value:
+            self.log.info("Prefinery %s check: %s", self.check, checked["message"])
+            return checked.get("value")
+        if status == EventStatus.TIMEOUT.value:
+            raise AirflowSensorTimeout(f"{self.task_id}: {checked['message']}")
+        raise AirflowException(f"{self.task_id}: Prefinery {self.check} check failed: {checked['message']}")
+
+
+class PrefineryUserSensor(PrefineryBaseSensor):
+    """Wait until a user exists, optionally in one of some statuses.
+
+    Each poke is one LIST users call filtered by exact e-mail. The user object goes to XCom.
+
+    :param email: the user's e-mail address (templated).
+    :param status: None (any status), one status or a list of them (templated): ``imported,
+        unconfirmed, applied, rejected, invited, active, idle, suspended``.
+    """
+
+    check = "user"
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "email", "status")
+
+    def __init__(self, *, email: str, status: str | list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email = email
+        self.status = status
+
+    def criteria(self) -> dict[str, Any]:
+        return {"email": self.email, "status": self.status}
+
+
+class PrefineryRewardSensor(PrefineryBaseSensor):
+    """Wait until at least ``min_count`` rewards match; push them all (a list) to XCom for ``.expand()``.
+
+    Each poke lists the rewards with ``status`` (and ``email``) through the API's filters, every page,
+    and keeps those with ``descriptor`` here.
+
+    :param status: ``earned`` (default), ``delivered`` or ``revoked`` (templated).
+    :param email: only this user's rewards (templated).
+    :param descriptor: only rewards with this descriptor (templated).
+    :param min_count: how many matching rewards are enough (templated).
+    """
+
+    check = "rewards"
+    template_fields: Sequence[str] = (
+        *PrefineryBaseSensor.template_fields,
+        "status",
+        "email",
+        "descriptor",
+        "min_count",
+    )
+
+    def __init__(
+        self,
+        *,
+        status: str = "earned",
+        email: str | None = None,
+        descriptor: str | None = None,
+        min_count: int | str = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.status = status
+        self.email = email
+        self.descriptor = descriptor
+        self.min_count = min_count
+
+    def criteria(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "email": self.email,
+            "descriptor": self.descriptor,
+            "min_count": self.min_count,
+        }
+
+
+class PrefinerySuppressionSensor(PrefineryBaseSensor):
+    """Wait until an e-mail is suppressed (``suppressed=True``) or is no longer (``suppressed=False``).
+
+    Each poke is one LIST suppressions call filtered by e-mail. When waiting for a suppression, the
+    suppression object goes to XCom.
+
+    :param email: the e-mail address (templated).
+    :param suppressed: the state to wait for (templated; ``"true"``/``"false"`` strings are accepted).
+    """
+
+    check = "suppression"
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "email", "suppressed")
+
+    def __init__(self, *, email: str, suppressed: bool | str = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email = email
+        self.suppressed = suppressed
+
+    def criteria(self) -> dict[str, Any]:
+        return {"email": self.email, "suppressed": self.suppressed}
