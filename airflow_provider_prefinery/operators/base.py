@@ -486,11 +486,10 @@ class RecordsOperator(BaseOperator):
         self.progress_interval = float(progress_interval)
         for name, value in option_values.items():
             setattr(self, name, value)
-        self.validate_options()
 
     # ---- hooks for subclasses ----
     def validate_options(self) -> None:
-        """Check ``options`` values in ``__init__`` (use :func:`check_option` for closed sets)."""
+        """Check ``options`` at the end of the generated ``__init__`` (use :func:`check_option`)."""
 
     def check_record(self, fields: dict[str, Any]) -> None:
         """Raise :class:`PrefineryInputError` naming the field when ``fields`` is not a valid record."""
@@ -563,9 +562,10 @@ class RecordsOperator(BaseOperator):
             request_count=self.request_count,
         )
         value = result.to_xcom()
-        if not result.ok and self.fail_on_error and self.do_xcom_push:
+        ti = context.get("ti")
+        if not result.ok and self.fail_on_error and self.do_xcom_push and ti is not None:
             # Failing tasks return nothing: push the report first, so downstream/reporting can read it.
-            context["ti"].xcom_push(key="return_value", value=value)
+            ti.xcom_push(key="return_value", value=value)
         result.raise_for_failures(retry_safe=self.idempotent)
         return value
 
@@ -593,6 +593,7 @@ def _generated_init(cls: type[RecordsOperator]) -> Callable[..., None]:
 
     def __init__(self: RecordsOperator, **kwargs: Any) -> None:
         parent.__init__(self, **kwargs)
+        self.validate_options()  # after every __init__ in the chain has set its attributes
 
     params = [Parameter("self", Parameter.POSITIONAL_OR_KEYWORD)]
     params += [

@@ -1,0 +1,287 @@
+"""run_batch and RecordsOperator without HTTP: accounting, validation, progress, concurrency, dispatch."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import logging
+import threading
+import time
+from typing import Any, ClassVar
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import DAG
+
+from airflow_provider_prefinery.exceptions import (
+    PrefineryConnectionError,
+    PrefineryInputError,
+    PrefineryValidationError,
+)
+from airflow_provider_prefinery.operators.base import (
+    COUNT_KEYS,
+    BatchFailedError,
+    BatchFailedNoRetryError,
+    BatchValidationError,
+    Outcome,
+    Progress,
+    RecordsOperator,
+    check_option,
+    run_batch,
+)
+
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _positive(record: int) -> None:
+    if record < 0:
+        raise PrefineryInputError("n", "must not be negative")
+
+
+# ---------------------------------------------------------------------------------------- run_batch
+def test_run_batch_counts_every_outcome_and_keeps_results_in_input_order() -> None:
+    def fn(n: int) -> Any:
+        time.sleep(0.002 * (10 - n))  # later records finish first
+        if n == 3:
+            raise PrefineryValidationError("duplicate user", status=422, code=2310)
+        if n == 4:
+            return Outcome("already_done", {"n": n}, "already there")
+        if n == 5:
+            return Outcome("skipped", {"n": n})
+        return {"n": n}
+
+    result = run_batch(range(10), fn, max_concurrency=4, return_records=True, progress_interval=0)
+
+    assert result.counts == {
+        "total": 10, "succeeded": 7, "updated": 0, "skipped": 1, "already_done": 1,
+        "failed": 1, "outcome_unknown": 0,
+    }  # fmt: skip
+    assert result.results == [{"n": n} if n != 3 else None for n in range(10)]
+    assert result.failed == [
+        {
+            "index": 3, "error": "PrefineryValidationError", "status": 422, "code": 2310,
+            "message": "duplicate user", "outcome_unknown": False, "record": 3,
+        }
+    ]  # fmt: skip
+
+
+def test_run_batch_without_return_records_holds_no_results() -> None:
+    result = run_batch(range(50), lambda n: {"n": n}, progress_interval=0)
+
+    assert result.results is None
+    assert result.to_xcom() == {
+        "counts": {**dict.fromkeys(COUNT_KEYS, 0), "total": 50, "succeeded": 50},
+        "failed": [],
+    }
+
+
+def test_run_batch_reports_every_invalid_record_before_any_call() -> None:
+    calls: list[int] = []
+
+    result = run_batch([1, -2, 3, -4], calls.append, validate=_positive, progress_interval=0)
+
+    assert calls == []
+    assert result.invalid_only
+    assert [(e["index"], e["field"]) for e in result.failed] == [(1, "n"), (3, "n")]
+    with pytest.raises(BatchValidationError) as info:
+        result.raise_for_failures()
+    assert "2 of 4" in str(info.value) and "#1" in str(info.value) and "#3" in str(info.value)
+    assert info.value.field == "records"
+    assert [e["index"] for e in info.value.errors] == [1, 3]
+
+
+def test_run_batch_without_fail_on_error_runs_the_valid_records_and_reports_the_invalid() -> None:
+    calls: list[int] = []
+
+    def fn(n: int) -> int:
+        calls.append(n)
+        return n
+
+    result = run_batch([1, -2, 3], fn, validate=_positive, fail_on_error=False, progress_interval=0)
+
+    assert sorted(calls) == [1, 3]
+    assert result.counts["succeeded"] == 2 and result.counts["failed"] == 1
+    assert result.failed[0]["index"] == 1 and result.failed[0]["field"] == "n"
+    result.raise_for_failures()  # fail_on_error=False: no exception
+
+
+def test_run_batch_never_runs_more_than_max_concurrency_at_once() -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def fn(_: int) -> None:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.005)
+        with lock:
+            state["now"] -= 1
+
+    run_batch(range(40), fn, max_concurrency=3, progress_interval=0)
+
+    assert state["peak"] == 3
+
+
+def test_run_batch_counts_outcome_unknown_and_a_non_idempotent_batch_fails_without_retry() -> None:
+    def fn(n: int) -> int:
+        if n == 1:
+            raise PrefineryConnectionError("no answer", method="POST", path="p", outcome_unknown=True)
+        return n
+
+    result = run_batch(range(3), fn, progress_interval=0)
+
+    assert result.counts["outcome_unknown"] == 1 and result.failed[0]["outcome_unknown"] is True
+    with pytest.raises(BatchFailedNoRetryError) as info:
+        result.raise_for_failures(retry_safe=False)
+    assert isinstance(info.value, AirflowFailException)
+    assert "1 with unknown outcome" in str(info.value)
+    with pytest.raises(BatchFailedError) as plain:
+        result.raise_for_failures(retry_safe=True)
+    assert not isinstance(plain.value, AirflowFailException)
+
+
+def test_run_batch_reports_unexpected_exceptions_as_failed_records() -> None:
+    result = run_batch(["a", "b"], lambda r: {"x": 1}[r], progress_interval=0)
+
+    assert result.counts["failed"] == 2
+    assert {e["error"] for e in result.failed} == {"KeyError"}
+
+
+def test_progress_logs_while_every_worker_is_blocked(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.progress")
+    caplog.set_level(logging.INFO, logger="test.progress")
+
+    run_batch([1], lambda _: time.sleep(0.35), logger=logger, progress_interval=0.1, label="slow")
+
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if "done" in r.getMessage() and "finished" not in r.getMessage()
+    ]
+    assert len(lines) >= 2
+    assert lines[0].startswith("slow: 0/1 done, 0 failed")
+
+
+def test_progress_line_has_rate_requests_per_second_and_eta() -> None:
+    ticks = iter([0.0, 10.0])
+    requests = iter([100, 140])
+    progress = Progress(
+        100, label="create_user", logger=logging.getLogger("x"), request_count=lambda: next(requests),
+        clock=lambda: next(ticks),
+    )  # fmt: skip
+    for _ in range(20):
+        progress.record(failed=False)
+    progress.record(failed=True)
+
+    assert progress.line() == (
+        "create_user: 21/100 done, 1 failed, 2.1 records/s, 4.0 requests/s, ETA 38 s, elapsed 10 s"
+    )
+
+
+# ---------------------------------------------------------------------------------------- operators
+class _Echo(RecordsOperator):
+    """A records operator that echoes its records (for dispatch tests)."""
+
+    action = "echo"
+    record_fields = ("email", "size", "profile", "flag")
+    json_fields = ("profile",)
+    bool_fields = ("flag",)
+    options: ClassVar[dict[str, Any]] = {"mode": "a"}
+
+    def validate_options(self) -> None:
+        check_option("mode", self.mode, ("a", "b"))
+
+    def check_record(self, fields: dict[str, Any]) -> None:
+        if "email" not in fields:
+            raise PrefineryInputError("email", "is required")
+
+    def run_record(self, fields: dict[str, Any]) -> Any:
+        return fields
+
+
+def _dag(**kwargs: Any) -> DAG:
+    return DAG("t", schedule=None, start_date=START, **kwargs)
+
+
+def test_generated_init_lists_fields_and_options_but_not_email() -> None:
+    params = inspect.signature(_Echo.__init__).parameters
+
+    assert list(params) == ["self", "size", "profile", "flag", "mode", "kwargs"]
+
+
+def test_default_args_email_stays_the_alert_address_and_never_becomes_the_record() -> None:
+    with _dag(default_args={"email": "ops@example.com"}):
+        op = _Echo(task_id="t", email="user@example.com")
+        other = _Echo(task_id="u", size=1)
+
+    assert op.email == "ops@example.com" and op.record["email"] == "user@example.com"
+    assert other.record["email"] is None and other.email == "ops@example.com"
+
+
+def test_closed_options_are_checked_in_init_naming_argument_and_values() -> None:
+    with pytest.raises(PrefineryInputError, match=r"mode: unknown value 'c' \(allowed: a, b\)"):
+        _Echo(task_id="t", mode="c")
+
+
+def test_mapping_over_fields_including_email_validates() -> None:
+    with _dag():
+        mapped = _Echo.partial(task_id="m", size=1).expand(email=["a@example.com", "b@example.com"])
+        kw = _Echo.partial(task_id="k").expand_kwargs([{"email": "a@example.com", "size": 2}])
+        with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
+            _Echo.partial(task_id="x").expand(nope=[1])
+
+    assert mapped.expand_input.value == {"email": ["a@example.com", "b@example.com"]}
+    assert kw.expand_input.value == [{"email": "a@example.com", "size": 2}]
+
+
+def test_single_record_returns_the_value_and_batch_returns_counts() -> None:
+    single = _Echo(task_id="s", email="a@example.com", size=3)
+    batch = _Echo(task_id="b", records=[{"email": "a@example.com"}, {"email": "b@example.com", "size": 9}],
+                  size=1, return_records=True)  # fmt: skip
+
+    assert single.execute({}) == {"email": "a@example.com", "size": 3}
+    value = batch.execute({})
+    assert value["counts"]["succeeded"] == 2
+    assert value["records"] == [{"email": "a@example.com", "size": 1}, {"email": "b@example.com", "size": 9}]
+
+
+def test_rendered_text_is_parsed_back_for_json_and_bool_fields() -> None:
+    op = _Echo(task_id="s", records="[{'email': 'a@example.com', 'profile': '{\"x\": 1}', 'flag': 'False'}]",
+               return_records=True)  # fmt: skip
+
+    assert op.execute({})["records"] == [{"email": "a@example.com", "profile": {"x": 1}, "flag": False}]
+
+
+def test_wrong_types_after_rendering_name_the_field() -> None:
+    bad_records = _Echo(task_id="s", records="not a list")
+    not_mappings = _Echo(task_id="t", records=["a@example.com"])
+    bad_json = _Echo(task_id="u", email="a@example.com", profile="{{ oops")
+    unknown = _Echo(task_id="v", records=[{"email": "a@example.com", "emial": "x"}])
+
+    with pytest.raises(PrefineryInputError, match="records: rendered to text"):
+        bad_records.execute({})
+    with pytest.raises(BatchValidationError, match="record: must be a mapping of fields, got str"):
+        not_mappings.execute({})
+    with pytest.raises(PrefineryInputError, match="profile: rendered to text"):
+        bad_json.execute({})
+    with pytest.raises(BatchValidationError, match=r"emial: is not a field of echo \(allowed: email, size"):
+        unknown.execute({})
+
+
+def test_a_failed_batch_pushes_its_report_before_failing() -> None:
+    class _Failing(_Echo):
+        def run_record(self, fields: dict[str, Any]) -> Any:
+            raise PrefineryValidationError("nope", status=422, code=1)
+
+    pushed: dict[str, Any] = {}
+
+    class _TI:
+        def xcom_push(self, key: str, value: Any) -> None:
+            pushed[key] = value
+
+    op = _Failing(task_id="f", records=[{"email": "a@example.com"}])
+    with pytest.raises(BatchFailedError):
+        op.execute({"ti": _TI()})  # type: ignore[typeddict-item]
+
+    assert pushed["return_value"]["counts"]["failed"] == 1
+    assert pushed["return_value"]["failed"][0]["code"] == 1
