@@ -1,0 +1,269 @@
+"""MailchimpHook: the small part of the Mailchimp Marketing API v3 the audience sync needs.
+
+Members changed in a window, paged lazily by offset, on the shared REST core. Mailchimp allows 10
+simultaneous connections per API key (an 11th gets 429), so every request of every hook in the process on
+one key goes through one semaphore keyed by the key's fingerprint: threads, several hooks and several
+tasks in one worker share the 10 slots.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError, PrefineryNotFoundError
+from airflow_provider_prefinery.hooks.base import ApiHook, require
+from airflow_provider_prefinery.hooks.rest import (
+    ApiErrorInfo,
+    ApiResponse,
+    RestClient,
+    RetryPolicy,
+    Timeouts,
+    key_fingerprint,
+    quote_id,
+)
+
+SERVICE = "Mailchimp"
+API_PREFIX = "/3.0/"
+PAGE_SIZE = 500  # Mailchimp's documented safe page size (max 1000)
+MAX_IN_FLIGHT = 10  # simultaneous connections Mailchimp allows per API key
+MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def key_slots(fingerprint: str, size: int = MAX_IN_FLIGHT) -> threading.BoundedSemaphore:
+    """Return the process-wide semaphore for one key (by fingerprint): at most ``size`` requests in flight."""
+    with _SLOTS_LOCK:
+        slots = _SLOTS.get(fingerprint)
+        if slots is None:
+            slots = _SLOTS[fingerprint] = threading.BoundedSemaphore(size)
+        return slots
+
+
+def data_center(api_key: str) -> str | None:
+    """The data center a key belongs to (``...-us6`` -> ``us6``), or None when the key has no suffix."""
+    _, sep, dc = api_key.rpartition("-")
+    return dc if sep and dc.isalnum() else None
+
+
+def parse_mailchimp_error(response: requests.Response) -> ApiErrorInfo:
+    """Read Mailchimp's ``application/problem+json`` body: the one Mailchimp error parser.
+
+    ``title`` (e.g. "Resource Not Found") becomes the code, ``detail`` the message; field errors from
+    ``errors: [{field, message}]`` are appended.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
+    if not isinstance(body, Mapping):
+        return ApiErrorInfo(message=str(body)[:500], details=body)
+    title = body.get("title") if isinstance(body.get("title"), str) else None
+    detail = body.get("detail") if isinstance(body.get("detail"), str) else None
+    message = detail or title or response.reason or "request failed"
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        fields = "; ".join(
+            f"{e.get('field')}: {e.get('message')}" if isinstance(e, Mapping) else str(e) for e in errors
+        )
+        message = f"{message} ({fields})"
+    return ApiErrorInfo(code=title, message=message, details=body)
+
+
+def iso(value: datetime | str) -> str:
+    """Render a window bound as ISO 8601 with an offset, as Mailchimp expects."""
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        raise PrefineryInputError("since/before", "must be timezone-aware datetimes", service=SERVICE)
+    return value.isoformat()
+
+
+class MailchimpHook(ApiHook):
+    """Read audiences and their members from the Mailchimp Marketing API v3.
+
+    :param mailchimp_conn_id: the Airflow connection (type ``mailchimp``): password = API key (the data
+        center is read from its ``-us6`` suffix), host = optional API origin (a proxy or the local sandbox),
+        extra ``list_id`` = default audience id.
+    :param page_size: members per page (default 500, Mailchimp's safe size; at most 1000).
+    """
+
+    conn_name_attr = "mailchimp_conn_id"
+    default_conn_name = "mailchimp_default"
+    conn_type = "mailchimp"
+    hook_name = "Mailchimp"
+    service = SERVICE
+    default_host = ""
+    api_prefix = API_PREFIX
+
+    def __init__(
+        self, mailchimp_conn_id: str = default_conn_name, *, page_size: int = PAGE_SIZE, **kwargs: Any
+    ) -> None:
+        super().__init__(mailchimp_conn_id, **kwargs)
+        self.mailchimp_conn_id = self.conn_id
+        if not 1 <= int(page_size) <= 1000:
+            raise PrefineryInputError("page_size", f"must be 1..1000, got {page_size}", service=SERVICE)
+        self.page_size = int(page_size)
+
+    # ------------------------------------------------------------------ connection and plumbing
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead)."""
+        from airflow_provider_prefinery.provider_info import MAILCHIMP_CONNECTION
+
+        return MAILCHIMP_CONNECTION["ui-field-behaviour"]
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Airflow 2 extra form fields; wtforms is imported here because Airflow 3 lacks it."""
+        from airflow_provider_prefinery.provider_info import legacy_widgets
+
+        return legacy_widgets("mailchimp")
+
+    @cached_property
+    def client(self) -> RestClient:  # type: ignore[override]
+        """The REST client: Basic auth with the key as password, origin from the host or the key's dc."""
+        host = (self.connection.host or "").strip()
+        if not host:
+            dc = data_center(self.secret)
+            if dc is None:
+                raise PrefineryInputError(
+                    "password",
+                    f"the API key of connection {self.conn_id!r} has no data center suffix "
+                    "(such as -us6) and no host is set",
+                    service=SERVICE,
+                )
+            self.default_host = f"https://{dc}.api.mailchimp.com"
+        return self.build_client(
+            auth=HTTPBasicAuth("airflow", self.secret),
+            error_parser=parse_mailchimp_error,
+            pool_size=MAX_IN_FLIGHT,
+        )
+
+    @cached_property
+    def slots(self) -> threading.BoundedSemaphore:
+        """This key's share of Mailchimp's 10 simultaneous connections, shared process-wide."""
+        return key_slots(key_fingerprint(self.secret))
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
+        """GET one resource, holding one of the key's 10 connection slots while it runs (retries included)."""
+        with self.slots:
+            return self.client.request("GET", path, params=params)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests and retries this hook made."""
+        return dict(self.client.stats)
+
+    def resolve_list_id(self, list_id: str | None = None) -> str:
+        """The audience id from the argument, else the connection's ``list_id`` extra."""
+        chosen = list_id or self.extra.get("list_id")
+        if not chosen or not isinstance(chosen, str):
+            raise PrefineryInputError(
+                "list_id",
+                f"no audience id: pass list_id= or set 'Audience ID' on connection {self.conn_id!r}",
+                service=SERVICE,
+            )
+        return chosen
+
+    # ------------------------------------------------------------------ paging
+    def _offset_pages(
+        self, path: str, items_key: str, params: Mapping[str, Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Yield pages by offset until ``offset >= total_items``.
+
+        When ``total_items`` shrinks between pages (members left the window while we paged), the offset
+        steps back by the shrinkage, so no member is skipped; the overlap yields a few members twice,
+        which callers dedupe (the sync keeps the latest ``last_changed``).
+        """
+        offset = 0
+        total: int | None = None
+        while True:
+            data = self.get(path, {**params, "count": self.page_size, "offset": offset}).data
+            page = list(require(data, items_key))
+            now_total = int(data.get("total_items", 0))
+            if total is not None and now_total < total:
+                offset = max(0, offset - (total - now_total))
+            total = now_total
+            if page:
+                yield page
+            offset += len(page)
+            if not page or offset >= total:
+                return
+
+    # ------------------------------------------------------------------ public API
+    def list_members(
+        self,
+        list_id: str | None = None,
+        *,
+        since_last_changed: datetime | str | None = None,
+        before_last_changed: datetime | str | None = None,
+        status: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """List an audience's members lazily, 500 per request, one page in memory at a time.
+
+        :param list_id: the audience id (default: the connection's ``list_id`` extra).
+        :param since_last_changed: only members changed after this instant (timezone-aware or ISO 8601).
+        :param before_last_changed: only members changed before this instant.
+        :param status: one of subscribed, unsubscribed, cleaned, pending, transactional, archived.
+        :param fields: member fields to return (e.g. ``["email_address", "status"]``): smaller pages.
+        :return: a lazy iterator of member objects.
+        :raises PrefineryNotFoundError: unknown audience.
+        """
+        if status is not None and status not in MEMBER_STATUSES:
+            raise PrefineryInputError("status", f"unknown value {status!r}", allowed=MEMBER_STATUSES)
+        params: dict[str, Any] = {}
+        if since_last_changed is not None:
+            params["since_last_changed"] = iso(since_last_changed)
+        if before_last_changed is not None:
+            params["before_last_changed"] = iso(before_last_changed)
+        if status is not None:
+            params["status"] = status
+        if fields:
+            params["fields"] = ",".join(["total_items", *(f"members.{name}" for name in fields)])
+        path = f"lists/{quote_id(self.resolve_list_id(list_id))}/members"
+        for page in self._offset_pages(path, "members", params):
+            yield from page
+
+    def list_audiences(self) -> Iterator[dict[str, Any]]:
+        """List every audience (list) the key can read, lazily.
+
+        :return: a lazy iterator of audience objects (``id``, ``name``, ``stats``, ...).
+        """
+        for page in self._offset_pages("lists", "lists", {}):
+            yield from page
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read the configured audience (or the first audiences): Airflow's Test button.
+
+        Uses one quick retry, so a wrong host answers in seconds rather than after the full backoff.
+        """
+        try:
+            quick = type(self)(
+                self.conn_id,
+                retry=RetryPolicy(max_retries=1, backoff_max=2.0),
+                timeouts=Timeouts(connect=5.0, read=15.0),
+                connection=self.connection,
+            )
+            list_id = self.extra.get("list_id")
+            if list_id:
+                data = quick.get(f"lists/{quote_id(list_id)}", {"fields": "id,name"}).data or {}
+                return True, f"Connected to Mailchimp audience '{data.get('name')}' (id {data.get('id')})"
+            data = quick.get("lists", {"count": 5, "fields": "lists.id,lists.name,total_items"}).data or {}
+            names = (
+                ", ".join(f"'{a.get('name')}' (id {a.get('id')})" for a in data.get("lists", [])) or "none"
+            )
+            return True, f"Connected to Mailchimp; no Audience ID set. Audiences visible: {names}"
+        except PrefineryNotFoundError:
+            return False, f"Mailchimp audience {self.extra.get('list_id')!r} not found ({self.conn_id!r})"
+        except PrefineryError as err:
+            return False, str(err)
