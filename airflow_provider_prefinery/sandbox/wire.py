@@ -1,0 +1,112 @@
+"""What every API module shares on the wire: credentials, JSON in and out, error rendering, route wrapping.
+
+Server side only (imports Starlette). Credentials are read from raw ASGI headers too, so the fault
+middleware can count limits per key without parsing anything twice. The key itself is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from airflow_provider_prefinery.sandbox import errors as e
+from airflow_provider_prefinery.sandbox.spec import Endpoint
+from airflow_provider_prefinery.sandbox.state import Store
+
+
+@dataclass
+class Call:
+    """One parsed request handed to a handler: the store, the caller's account and the path ids."""
+
+    request: Request
+    store: Store
+    account: str
+    path: dict[str, Any]
+
+    @property
+    def beta_id(self) -> int:
+        return int(self.path["beta_id"])
+
+    @property
+    def id(self) -> int:
+        return int(self.path["id"])
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), status, headers, media_type="application/json")
+
+
+def error_response(api: str, err: e.SandboxError) -> Response:
+    status, body, content_type, headers = e.render(api, err)
+    return Response(body, status, headers, media_type=content_type)
+
+
+async def read_body(request: Request) -> dict[str, Any]:
+    """The JSON body (or a form body, which Piggy accepts); an unreadable body is a 400."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise e.BadRequest("the body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise e.BadRequest("the body must be a JSON object")
+    return body
+
+
+def credential(api: str, headers: Iterable[tuple[bytes, bytes]], query_string: bytes) -> str | None:
+    """The key a request presents, as each API reads it (Prefinery: Bearer, Basic user or ?api_key=;
+    Mailchimp: Basic password or Bearer; Piggy: Bearer)."""
+    auth = next((v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"), "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and api in ("prefinery", "mailchimp"):
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return user if api == "prefinery" else password
+    if api == "prefinery" and b"api_key=" in query_string:
+        return dict(parse_qsl(query_string.decode("latin-1"))).get("api_key")
+    return None
+
+
+Authorize = Callable[[Request, Store, Endpoint], str]
+
+
+def route(spec: Endpoint, store: Store, authorize: Authorize) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: authorize (giving the account), call, render any SandboxError in the API's shape."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            account = authorize(request, store, spec)
+            return await spec.handler(Call(request, store, account, request.path_params))
+        except e.SandboxError as err:
+            return error_response(spec.api, err)
+
+    endpoint.__name__ = spec.name
+    return endpoint
+
+
+def page_number(call: Call) -> int:
+    value = call.query.get("page", "1")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
