@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
 from airflow_provider_prefinery.sandbox import seeds
@@ -92,7 +93,10 @@ async def serve(args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=2,
         backlog=2048,
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.request_exit)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started and not task.done():
         await asyncio.sleep(0.01)
@@ -104,6 +108,23 @@ async def serve(args: argparse.Namespace) -> None:
     if watcher:
         watcher.cancel()
     sock.close()
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but the CLI owns SIGINT/SIGTERM: a graceful stop, then exit status 0
+        (uvicorn would re-raise the signal after shutting down)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def request_exit(self) -> None:
+            self.should_exit = True
+
+    return Server
 
 
 def _http() -> str:
