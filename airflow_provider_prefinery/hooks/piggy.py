@@ -1,0 +1,536 @@
+"""PiggyHook: the part of the Piggy (Leat) API v3 that delivers rewards: automations, contacts, runs.
+
+Every path lives in :data:`ENDPOINTS`, like PrefineryHook's table. Requests go through the shared REST
+core (retries on 429 and 503 maintenance, timeouts, redaction); Piggy's error body ``{status_code, code,
+message, errors}`` is read by ONE parser, :func:`parse_piggy_error`, which maps Piggy's own codes onto the
+provider's error tree (Piggy asks integrators to branch on ``code``, not on the HTTP status).
+
+Authentication: a Personal Access Token or API key in the connection's password, or OAuth client
+credentials (extra ``client_id`` and ``client_secret``) exchanged at ``/oauth/token`` for an access token
+that is cached, thread-safely, until shortly before it expires.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import requests
+from airflow.providers.common.compat.sdk import mask_secret
+
+from airflow_provider_prefinery import validation as v
+from airflow_provider_prefinery.exceptions import (
+    PrefineryError,
+    PrefineryInputError,
+    PrefineryNotFoundError,
+    PrefineryValidationError,
+)
+from airflow_provider_prefinery.hooks.base import ApiHook, base_url, require
+from airflow_provider_prefinery.hooks.rest import (
+    ApiErrorInfo,
+    ApiResponse,
+    BearerAuth,
+    RestClient,
+    RetryPolicy,
+    Timeouts,
+)
+
+SERVICE = "Piggy"
+DEFAULT_HOST = "https://api.piggy.eu"
+API_PREFIX = "/api/v3/oauth/clients/"
+TOKEN_PATH = "oauth/token"  # relative to the origin, not to the API prefix
+PAGE_LIMIT = 100  # Piggy's maximum page size
+STARTABLE_EVENT = "contact_updated"  # the only automation event Piggy starts through the API [doc]
+# Renew an OAuth access token this long before it expires (at most a tenth of its lifetime).
+TOKEN_RENEW_MARGIN = 60.0
+DEFAULT_TOKEN_TTL = 300.0  # when the token answer has no expires_in
+
+Shape = Literal["doc", "assumed"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Piggy action: how to call it, and how sure the reference is of it."""
+
+    method: str
+    path: str
+    shape: Shape = "doc"
+
+
+# THE endpoint table. Paths are relative to /api/v3/oauth/clients/.
+ENDPOINTS: dict[str, Endpoint] = {
+    "list_automations": Endpoint("GET", "automations"),
+    # Not idempotent (every call starts another run) and Piggy has no idempotency key: never replayed
+    # after an ambiguous failure (the core retries a POST only on 429/503 or when it was never sent).
+    "create_automation_run": Endpoint("POST", "automations/runs"),
+    "find_contact": Endpoint("GET", "contacts/find-one-by"),
+    # A GET that creates when missing: repeating it finds the contact the first call made.
+    "find_or_create_contact": Endpoint("GET", "contacts/find-or-create"),
+}
+
+# Piggy's documented codes, mapped to the error tree (others fall back to the HTTP status).
+INVALID_INPUT = 1003
+CONTACT_NOT_FOUND = 55031
+MODEL_NOT_FOUND = 60013
+ERROR_KINDS: dict[int, tuple[type[PrefineryError], str]] = {
+    INVALID_INPUT: (PrefineryValidationError, "invalid input"),
+    CONTACT_NOT_FOUND: (PrefineryNotFoundError, "contact not found"),
+    MODEL_NOT_FOUND: (PrefineryNotFoundError, "automation not found"),
+}
+
+
+def _field_messages(errors: Any) -> str:
+    """Flatten Piggy's ``errors`` (``{field: [messages]}`` or a list) into ``field: message; ...``."""
+    if isinstance(errors, Mapping):
+        parts = []
+        for name, messages in errors.items():
+            texts = messages if isinstance(messages, list) else [messages]
+            parts.extend(f"{name}: {text}" for text in texts)
+        return "; ".join(parts)
+    if isinstance(errors, list):
+        return "; ".join(str(item) for item in errors)
+    return ""
+
+
+def parse_piggy_error(response: requests.Response) -> ApiErrorInfo:
+    """Read ``{status_code, code, message, errors}`` (and OAuth's ``{error, error_description}``).
+
+    The one Piggy error parser: 1003 is a validation error carrying the field messages, 55031 (contact)
+    and 60013 (automation) are not-found errors whatever the HTTP status; other codes keep the status's
+    class.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
+    if not isinstance(body, Mapping):
+        return ApiErrorInfo(message=str(body)[:500], details=body)
+    code = body.get("code")
+    if code is None and isinstance(body.get("error"), str):  # the OAuth token endpoint's shape
+        text = body.get("error_description") or body.get("message") or body["error"]
+        return ApiErrorInfo(code=body["error"], message=str(text), details=body)
+    message = str(body.get("message") or response.reason or "request failed")
+    fields = _field_messages(body.get("errors"))
+    if fields:
+        message = f"{message} ({fields})"
+    try:
+        known = ERROR_KINDS.get(int(code)) if code is not None else None
+    except (TypeError, ValueError):
+        known = None
+    kind = None
+    if known is not None:
+        kind, what = known
+        if what not in message.lower():
+            message = f"{what}: {message}"
+    return ApiErrorInfo(code=code, message=message, kind=kind, details=body)
+
+
+def next_page(response: ApiResponse, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Follow ``meta.page``/``meta.last_page``; an answer without paging meta is the only page."""
+    meta = response.data.get("meta") if isinstance(response.data, Mapping) else None
+    if not isinstance(meta, Mapping) or "last_page" not in meta:
+        return None
+    page = int(meta.get("page", params.get("page", 1)))
+    return {**params, "page": page + 1} if page < int(meta["last_page"]) else None
+
+
+def _data(body: Any) -> Any:
+    """Unwrap Piggy's ``{"data": ..., "meta": ...}`` envelope."""
+    return require(body, "data")
+
+
+def _piggy_input(check: Callable[..., Any], *args: Any) -> Any:
+    """Run a shared input rule, relabelling its error as Piggy's."""
+    try:
+        return check(*args)
+    except PrefineryInputError as err:
+        err.service = SERVICE
+        raise
+
+
+def check_uuid(field: str, value: Any) -> str:
+    """Return ``value`` as a canonical UUID string, or raise naming the field (before any request)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise PrefineryInputError(field, f"must be a UUID string, got {value!r}", service=SERVICE)
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise PrefineryInputError(field, f"is not a UUID: {value[:60]!r}", service=SERVICE) from None
+
+
+def check_run_data(value: Any) -> dict[str, Any] | None:
+    """The run's ``data``: None, or a mapping of string keys to JSON values within the body limit."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise PrefineryInputError(
+            "data", f"must be a mapping of key-value pairs, got {type(value).__name__}", service=SERVICE
+        )
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise PrefineryInputError(
+                "data", f"has a key that is not a non-empty string: {key!r}", service=SERVICE
+            )
+    try:
+        size = len(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise PrefineryInputError("data", f"is not JSON-serialisable ({exc})", service=SERVICE) from None
+    if size > v.MAX_BODY_BYTES:
+        raise PrefineryInputError(
+            "data", f"is too large ({size:,} bytes as JSON; at most {v.MAX_BODY_BYTES:,})", service=SERVICE
+        )
+    return dict(value)
+
+
+def is_startable(automation: Mapping[str, Any]) -> bool:
+    """True when Piggy starts this automation through the API (its event is ``contact_updated``)."""
+    return automation.get("event") == STARTABLE_EVENT
+
+
+def _describe(automations: Iterable[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{a.get('name')!r} (event {a.get('event')})" for a in automations) or "none"
+
+
+def pick_automation(
+    automations: Sequence[Mapping[str, Any]], *, name: str | None = None, uuid: str | None = None
+) -> dict[str, Any] | None:
+    """Find one automation in a listing by exact name or UUID; None when absent. Pure: no request.
+
+    :raises PrefineryInputError: not exactly one of ``name``/``uuid``; several automations share the
+        name; or the automation's event is not ``contact_updated`` (Piggy starts only those through the
+        API): the error names the event and the automations that can be started.
+    """
+    if (name is None) == (uuid is None):
+        raise PrefineryInputError(
+            "automation", "pass exactly one of automation_name and automation_uuid", service=SERVICE
+        )
+    if name is not None:
+        field, found = "automation_name", [a for a in automations if a.get("name") == name]
+    else:
+        wanted = check_uuid("automation_uuid", uuid)
+        field, found = "automation_uuid", [a for a in automations if str(a.get("uuid")) == wanted]
+    if len(found) > 1:
+        uuids = ", ".join(str(a.get("uuid")) for a in found)
+        problem = f"{len(found)} automations are named {name!r} ({uuids}): pass automation_uuid instead"
+        raise PrefineryInputError(field, problem, service=SERVICE)
+    if not found:
+        return None
+    automation = dict(found[0])
+    if not is_startable(automation):
+        startable = _describe(a for a in automations if is_startable(a))
+        problem = (
+            f"automation {automation.get('name')!r} ({automation.get('uuid')}) has event "
+            f"{automation.get('event')!r}, but Piggy starts only automations with event '{STARTABLE_EVENT}' "
+            f"through the API. Startable automations: {startable}"
+        )
+        raise PrefineryInputError(field, problem, service=SERVICE)
+    return automation
+
+
+# --------------------------------------------------------------------------------------------------
+# OAuth client credentials
+# --------------------------------------------------------------------------------------------------
+class ClientCredentialsAuth(requests.auth.AuthBase):
+    """Bearer auth with an OAuth client-credentials token: exchanged on first use, reused by every
+    thread, exchanged again shortly before it expires (Piggy issues no refresh tokens) or when the API
+    refuses it (401: revoked, or expired early), in which case the request is sent once more.
+
+    :param exchange: returns ``(access_token, expires_in_seconds)``; called under the lock, so one
+        exchange serves every thread waiting for a token.
+    :param on_token: told of each new token (the hook adds it to redaction and Airflow's log masking).
+    """
+
+    def __init__(
+        self,
+        exchange: Callable[[], tuple[str, float]],
+        *,
+        on_token: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._exchange = exchange
+        self._on_token = on_token
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.exchanges = 0
+
+    def token(self) -> str:
+        """The current access token, exchanging the client credentials when none is fresh enough."""
+        with self._lock:
+            now = self._clock()
+            if self._token is None or now >= self._renew_at:
+                token, ttl = self._exchange()
+                self.exchanges += 1
+                if self._on_token is not None:
+                    self._on_token(token)
+                ttl = max(float(ttl), 0.0)
+                self._token = token
+                self._renew_at = now + ttl - min(TOKEN_RENEW_MARGIN, ttl / 10)
+            return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Drop ``token`` from the cache if it is still the current one (the server refused it)."""
+        with self._lock:
+            if self._token == token:
+                self._token = None
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        request.register_hook("response", functools.partial(self._resend_on_401, token=token))
+        return request
+
+    def _resend_on_401(self, response: requests.Response, *, token: str, **kwargs: Any) -> requests.Response:
+        """A 401 means the token was revoked or expired early: exchange a new one and send once more.
+
+        Safe for every method, a run included: a refused request was not applied. Like requests' own
+        digest auth, the retry goes through the same connection adapter, so the REST core sees one answer.
+        """
+        if response.status_code != 401 or response.request is None:
+            return response
+        self.invalidate(token)
+        response.content  # noqa: B018 - drain the body so the connection can be reused
+        response.close()
+        retry = response.request.copy()
+        retry.hooks = {"response": []}  # no second resend
+        retry.headers["Authorization"] = f"Bearer {self.token()}"
+        resent = response.connection.send(retry, **kwargs)
+        resent.history.append(response)
+        resent.request = retry
+        return resent
+
+    def __repr__(self) -> str:
+        return "ClientCredentialsAuth(***)"
+
+
+# --------------------------------------------------------------------------------------------------
+# The hook
+# --------------------------------------------------------------------------------------------------
+class PiggyHook(ApiHook):
+    """Start Piggy automations for contacts: list automations, find or create contacts, start runs.
+
+    :param piggy_conn_id: the Airflow connection (type ``piggy``): password = Personal Access Token or API
+        key; host = API origin (default ``https://api.piggy.eu``); or, with the password empty, extra
+        ``client_id`` and ``client_secret`` = an OAuth client whose access token the hook obtains and
+        renews. Extra may also hold ``max_retries``, ``connect_timeout`` and ``read_timeout``.
+    """
+
+    conn_name_attr = "piggy_conn_id"
+    default_conn_name = "piggy_default"
+    conn_type = "piggy"
+    hook_name = "Piggy"
+    service = SERVICE
+    default_host = DEFAULT_HOST
+    api_prefix = API_PREFIX
+
+    def __init__(self, piggy_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(piggy_conn_id, **kwargs)
+        self.piggy_conn_id = self.conn_id
+
+    # ------------------------------------------------------------------ connection and plumbing
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead)."""
+        from airflow_provider_prefinery.provider_info import PIGGY_CONNECTION
+
+        return PIGGY_CONNECTION["ui-field-behaviour"]
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Airflow 2 extra form fields; wtforms is imported here because Airflow 3 lacks it."""
+        from airflow_provider_prefinery.provider_info import legacy_widgets
+
+        return legacy_widgets("piggy")
+
+    @cached_property
+    def oauth_client(self) -> tuple[str, str] | None:
+        """``(client_id, client_secret)`` when the connection authenticates as an OAuth client, else None.
+
+        A token in the password wins (Piggy recommends Personal Access Tokens); the client is used only
+        when the password is empty.
+
+        :raises PrefineryInputError: neither a token nor a complete client is configured.
+        """
+        if self.connection.password:
+            return None
+        client_id, client_secret = self.extra.get("client_id"), self.extra.get("client_secret")
+        if client_id and client_secret:
+            mask_secret(str(client_secret))
+            return str(client_id), str(client_secret)
+        missing = "client_secret" if client_id else "client_id" if client_secret else None
+        problem = (
+            f"connection {self.conn_id!r} has an OAuth client without its {missing}"
+            if missing
+            else f"connection {self.conn_id!r} has no token (password) and no OAuth client_id/client_secret"
+        )
+        raise PrefineryInputError("password", problem, service=SERVICE)
+
+    @cached_property
+    def secret(self) -> str:  # type: ignore[override]
+        """The credential to redact and fingerprint: the token, or the OAuth client's secret."""
+        client = self.oauth_client
+        if client is None:
+            return super().secret
+        return client[1]
+
+    @cached_property
+    def origin(self) -> str:
+        return base_url(self.connection.host, self.connection.port, self.default_host, service=SERVICE)
+
+    @cached_property
+    def token_client(self) -> RestClient:
+        """A client on the origin (no API prefix, no auth) for the token exchange only."""
+        return self.build_client(base_url=self.origin, error_parser=parse_piggy_error)
+
+    def _exchange_token(self) -> tuple[str, float]:
+        """Trade the client credentials for an access token: ``(access_token, expires_in)``."""
+        client_id, client_secret = self.oauth_client or ("", "")
+        form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+        # Replaying an exchange only issues another token: safe to retry after any failure.
+        answer = self.token_client.request("POST", TOKEN_PATH, data=form, replay_safe=True).data
+        token = str(require(answer, "access_token"))
+        ttl = answer.get("expires_in") if isinstance(answer, Mapping) else None
+        self.log.info("Piggy: obtained an OAuth access token for client %r", client_id)
+        return token, float(ttl) if ttl is not None else DEFAULT_TOKEN_TTL
+
+    def _remember_token(self, token: str) -> None:
+        mask_secret(token)
+        self.client.secrets = (*self.client.secrets, token)
+
+    @cached_property
+    def oauth(self) -> ClientCredentialsAuth | None:
+        """The OAuth token cache of this hook, or None when a token is configured."""
+        if self.oauth_client is None:
+            return None
+        return ClientCredentialsAuth(self._exchange_token, on_token=self._remember_token)
+
+    @cached_property
+    def client(self) -> RestClient:  # type: ignore[override]
+        auth = self.oauth if self.oauth is not None else BearerAuth(self.secret)
+        return self.build_client(auth=auth, error_parser=parse_piggy_error)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests and retries this hook made (token exchanges included), and the token exchanges."""
+        stats = dict(self.client.stats)
+        if "token_client" in self.__dict__:
+            for key, value in self.token_client.stats.items():
+                stats[key] += value
+        stats["token_exchanges"] = self.oauth.exchanges if self.oauth is not None else 0
+        return stats
+
+    def call(self, action: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
+        """Send one row of the endpoint table and return the answer's ``data``."""
+        endpoint = ENDPOINTS[action]
+        response = self.client.request(endpoint.method, endpoint.path, params=params, json=body)
+        return _data(response.data)
+
+    # ------------------------------------------------------------------ automations
+    def list_automations(self) -> Iterator[dict[str, Any]]:
+        """List every automation (``uuid, event, name, status, ...``), lazily.
+
+        Only those whose ``event`` is ``contact_updated`` can be started through the API.
+
+        :return: a lazy iterator of automation objects.
+        """
+        endpoint = ENDPOINTS["list_automations"]
+        return self.client.paginate(
+            endpoint.path, params={"limit": PAGE_LIMIT}, next_params=next_page, items=_data
+        )
+
+    def resolve_automation(self, *, name: str | None = None, uuid: str | None = None) -> dict[str, Any]:
+        """Return the startable automation with this exact name (or UUID): one listing.
+
+        :raises PrefineryNotFoundError: no automation has this name (or UUID).
+        :raises PrefineryInputError: its event is not ``contact_updated`` (the error names the event),
+            several automations share the name, or not exactly one of ``name``/``uuid`` was given.
+        """
+        automation = pick_automation(list(self.list_automations()), name=name, uuid=uuid)
+        if automation is None:
+            what = f"named {name!r}" if name is not None else f"with UUID {uuid}"
+            raise PrefineryNotFoundError(f"no automation {what}", service=SERVICE, code=MODEL_NOT_FOUND)
+        return automation
+
+    # ------------------------------------------------------------------ contacts
+    def find_contact(self, email: str) -> dict[str, Any] | None:
+        """Return the contact with this e-mail, or None when Piggy has none (code 55031).
+
+        :param email: the contact's e-mail address.
+        :return: the contact object (``uuid``, ``email``, ...) or None.
+        """
+        checked = _piggy_input(v.email, "email", email)
+        try:
+            return self.call("find_contact", params={"email": checked})
+        except PrefineryNotFoundError as err:
+            if str(err.code) == str(CONTACT_NOT_FOUND):
+                return None
+            raise
+
+    def find_or_create_contact(self, email: str) -> dict[str, Any]:
+        """Return the contact with this e-mail, creating it when missing. Safe to repeat.
+
+        :param email: the contact's e-mail address.
+        :return: the contact object (``uuid``, ``email``, ...).
+        """
+        checked = _piggy_input(v.email, "email", email)
+        return self.call("find_or_create_contact", params={"email": checked})
+
+    # ------------------------------------------------------------------ runs
+    def create_automation_run(
+        self, contact_uuid: str, automation_uuid: str, data: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Start one run of an automation for one contact.
+
+        Not idempotent: each call starts another run (another e-mail, credit or gift card), and Piggy has
+        no idempotency key, so an attempt whose outcome is unknown (read timeout, 500 after sending) is
+        reported with ``outcome_unknown`` and never replayed. 429 and 503 (maintenance) are retried: Piggy
+        refused those before acting.
+
+        :param contact_uuid: the contact's UUID.
+        :param automation_uuid: the automation's UUID; its event must be ``contact_updated``.
+        :param data: optional key-value pairs the automation can use.
+        :return: the answer's ``data`` (Piggy documents an empty list).
+        :raises PrefineryValidationError: code 1003 (with the field messages), or Piggy refused the run.
+        :raises PrefineryNotFoundError: code 55031 (contact) or 60013 (automation).
+        """
+        body: dict[str, Any] = {
+            "contact_uuid": check_uuid("contact_uuid", contact_uuid),
+            "automation_uuid": check_uuid("automation_uuid", automation_uuid),
+        }
+        run_data = check_run_data(data)
+        if run_data is not None:
+            body["data"] = run_data
+        return self.call("create_automation_run", body=body)
+
+    # ------------------------------------------------------------------ connection test
+    def test_connection(self) -> tuple[bool, str]:
+        """List the automations (exchanging the OAuth client first, if configured): Airflow's Test button.
+
+        Uses one quick retry, so a wrong host answers in seconds rather than after the full backoff.
+        """
+        try:
+            quick = type(self)(
+                self.conn_id,
+                retry=RetryPolicy(max_retries=1, backoff_max=2.0),
+                timeouts=Timeouts(connect=5.0, read=15.0),
+                connection=self.connection,
+            )
+            automations = list(quick.list_automations())
+        except PrefineryError as err:
+            return False, str(err)
+        startable = sum(1 for item in automations if is_startable(item))
+        how = f"as OAuth client {self.oauth_client[0]!r}" if self.oauth_client else "with a token"
+        return True, (
+            f"Connected to Piggy {how}: {len(automations)} automation(s), {startable} with event "
+            f"'{STARTABLE_EVENT}' (the only ones the API can start)"
+        )
