@@ -183,9 +183,7 @@ class PrefineryUpdateRewardStatusOperator(PrefineryBaseOperator):
             current = reward.get("status")
             if current == fields["status"]:
                 return Outcome("already_done", reward, f"reward {fields['reward_id']} is already {current}")
-            err.message = (
-                f"{err.message} (reward {fields['reward_id']} is {current!r}: only earned rewards change)"
-            )
+            err.message = f"{err.message} (its current status: {current!r})"
             raise
 
 
