@@ -33,6 +33,8 @@ class SandboxError(Exception):
         self.errors = errors
         self.headers = headers or {}
         if status is not None:
+            if code is None and self.code in (None, self.status):
+                code = status  # an HTTP-level error's code follows its status
             self.status = status  # type: ignore[misc]
         if code is not None:
             self.code = code  # type: ignore[misc]
@@ -79,7 +81,7 @@ class RateLimited(SandboxError):
 class InjectedFault(SandboxError):
     """A 5xx the fault middleware injects (or a slow answer's late 503): nothing was applied unless said."""
 
-    title, default_message = "Server Error", "sandbox: injected fault"
+    code, title, default_message = 500, "Server Error", "sandbox: injected fault"
 
 
 # --- Prefinery 422s (documented codes unless marked assumed) ---------------------------------------------

@@ -22,7 +22,7 @@ class Api:
         headers = kwargs.pop("headers", {})
         if self.key:
             headers.setdefault("Authorization", f"Bearer {self.key}")
-        return self.session.request(method, self.sb.url + path, headers=headers, timeout=10, **kwargs)
+        return self.session.request(method, self.sb.url + path, headers=headers, **{"timeout": 10, **kwargs})
 
     def p(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A Prefinery call under /api/v2/betas/{DEMO_BETA_ID}."""
