@@ -33,6 +33,7 @@ from airflow_provider_prefinery.hooks.piggy import (
     parse_piggy_error,
     pick_automation,
 )
+from airflow_provider_prefinery.hooks.rest import RetryPolicy
 
 ORIGIN = "https://piggy.test"
 API = f"{ORIGIN}/api/v3/oauth/clients"
@@ -469,3 +470,174 @@ def test_test_connection_reports_a_wrong_host_quickly(monkeypatch) -> None:
     assert ok is False
     assert "could not connect" in message
     assert TOKEN not in message
+
+
+# ---------------------------------------------------------------------------------------- against the sandbox
+@pytest.fixture
+def sandbox_hook(sandbox) -> Iterator[PiggyHook]:
+    """``piggy_default`` (the sandbox's key); retries recorded instead of slept."""
+    h = PiggyHook()
+    h.client.sleep = lambda _seconds: None
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def sandbox_oauth_hook(sandbox, monkeypatch) -> Iterator[PiggyHook]:
+    """An OAuth-client connection to the sandbox (its seeded client credentials)."""
+    from airflow_provider_prefinery.sandbox.seeds import PIGGY_CLIENT_ID, PIGGY_CLIENT_SECRET
+
+    extra = {"client_id": PIGGY_CLIENT_ID, "client_secret": PIGGY_CLIENT_SECRET}
+    h = PiggyHook(_conn(monkeypatch, "piggy_sandbox_oauth", host=sandbox.url, extra=extra))
+    yield h
+    h.close()
+
+
+def _known_contact(sandbox) -> dict:
+    return sandbox.control.piggy_contacts()[0]
+
+
+@pytest.mark.integration
+def test_sandbox_run_is_recorded_with_its_contact_automation_and_data(sandbox, sandbox_hook) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
+
+    contact = sandbox_hook.find_contact(_known_contact(sandbox)["email"])
+    sandbox_hook.create_automation_run(contact["uuid"], DEMO_AUTOMATION_UUID, {"reward_id": 7})
+    runs = sandbox.control.piggy_runs()
+    assert [(r["contact_uuid"], r["automation_uuid"]) for r in runs] == [
+        (contact["uuid"], DEMO_AUTOMATION_UUID)
+    ]
+    assert runs[0]["data"] == {"reward_id": 7}
+
+
+@pytest.mark.integration
+def test_sandbox_find_contact_is_none_for_an_unknown_email_and_find_or_create_makes_it(
+    sandbox, sandbox_hook
+) -> None:
+    assert sandbox_hook.find_contact("new.person@example.com") is None
+    created = sandbox_hook.find_or_create_contact("new.person@example.com")
+    again = sandbox_hook.find_or_create_contact("New.Person@example.com")
+    assert created["uuid"] == again["uuid"]
+    assert sandbox_hook.find_contact("new.person@example.com")["uuid"] == created["uuid"]
+    assert len(sandbox.control.piggy_contacts(email="new.person@example.com")) == 1
+
+
+@pytest.mark.integration
+def test_sandbox_unknown_contact_is_not_found_code_55031(sandbox, sandbox_hook) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
+
+    with pytest.raises(PrefineryNotFoundError) as info:
+        sandbox_hook.create_automation_run("00000000-0000-4000-8000-000000000000", DEMO_AUTOMATION_UUID)
+    assert (info.value.code, info.value.service) == (55031, "Piggy")
+    assert "contact not found" in str(info.value).lower()
+    assert sandbox.control.piggy_runs() == []
+
+
+@pytest.mark.integration
+def test_sandbox_unknown_automation_is_not_found_code_60013(sandbox, sandbox_hook) -> None:
+    contact = _known_contact(sandbox)
+    with pytest.raises(PrefineryNotFoundError) as info:
+        sandbox_hook.create_automation_run(contact["uuid"], "00000000-0000-4000-8000-000000000000")
+    assert info.value.code == 60013
+    assert "automation not found" in str(info.value).lower()
+
+
+@pytest.mark.integration
+def test_sandbox_invalid_input_is_a_validation_error_with_the_field_messages(sandbox_hook) -> None:
+    # The hook checks UUIDs before sending, so send the raw table row to reach Piggy's own 1003.
+    with pytest.raises(PrefineryValidationError) as info:
+        sandbox_hook.call("create_automation_run", body={"contact_uuid": CONTACT})
+    assert info.value.code == 1003
+    assert "automation_uuid: The automation uuid field is required." in str(info.value)
+
+
+@pytest.mark.integration
+def test_sandbox_rejects_a_non_contact_updated_automation_naming_its_event(sandbox, sandbox_hook) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_CREATED_AUTOMATION_UUID
+
+    with pytest.raises(PrefineryInputError, match="event 'contact_created'"):
+        sandbox_hook.resolve_automation(uuid=DEMO_CREATED_AUTOMATION_UUID)
+    assert sandbox_hook.resolve_automation(name="Send reward email")["event"] == "contact_updated"
+    with pytest.raises(PrefineryNotFoundError, match="no automation named 'Nope'"):
+        sandbox_hook.resolve_automation(name="Nope")
+
+
+@pytest.mark.integration
+def test_sandbox_maintenance_503_is_retried_then_reported_without_a_run(sandbox, monkeypatch) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
+
+    hook = PiggyHook(retry=RetryPolicy(max_retries=2, backoff_initial=0.01, backoff_max=0.01))
+    contact = _known_contact(sandbox)
+    sandbox.control.set_faults("piggy", {"503": 1.0}, target="create_automation_run")
+    with pytest.raises(PrefineryServerError) as info:
+        hook.create_automation_run(contact["uuid"], DEMO_AUTOMATION_UUID)
+    assert info.value.outcome_unknown is False  # a 503 is refused before acting: nothing to check by hand
+    assert sandbox.control.count(api="piggy", endpoint="create_automation_run") == 3
+    assert sandbox.control.piggy_runs() == []
+
+
+@pytest.mark.integration
+def test_sandbox_429_is_waited_out_and_the_run_starts_once(sandbox) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
+
+    hook = PiggyHook()
+    contact = _known_contact(sandbox)
+    sandbox.control.set_rate_limit("piggy", "create_automation_run", 1, per_seconds=1)
+    hook.create_automation_run(contact["uuid"], DEMO_AUTOMATION_UUID)
+    hook.create_automation_run(contact["uuid"], DEMO_AUTOMATION_UUID)  # 429, Retry-After: 1, then 200
+    statuses = [r["status"] for r in sandbox.control.requests(api="piggy", endpoint="create_automation_run")]
+    assert statuses == [200, 429, 200]
+    assert len(sandbox.control.piggy_runs()) == 2
+    assert hook.stats["retries"] == 1
+
+
+@pytest.mark.integration
+def test_sandbox_oauth_token_is_exchanged_once_and_reused_across_calls_and_threads(
+    sandbox, sandbox_oauth_hook
+) -> None:
+    from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
+
+    hook = sandbox_oauth_hook
+    contacts = sandbox.control.piggy_contacts()[:8]
+    hook.client  # noqa: B018
+    threads = [
+        threading.Thread(target=hook.create_automation_run, args=(c["uuid"], DEMO_AUTOMATION_UUID))
+        for c in contacts
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    list(hook.list_automations())
+    exchanges = sandbox.control.token_exchanges()
+    assert [(e["client_id"], e["granted"]) for e in exchanges] == [("sandbox-client", True)]
+    assert len(sandbox.control.piggy_runs()) == 8
+    assert hook.stats["token_exchanges"] == 1
+
+
+@pytest.mark.integration
+def test_sandbox_oauth_token_refused_after_a_reset_is_exchanged_again(sandbox, sandbox_oauth_hook) -> None:
+    list(sandbox_oauth_hook.list_automations())
+    sandbox.control.reset("demo")  # forgets every issued token: the next call gets a 401
+    assert len(list(sandbox_oauth_hook.list_automations())) == 4
+    assert len(sandbox.control.token_exchanges()) == 1  # counted since the reset
+    assert sandbox_oauth_hook.stats["token_exchanges"] == 2
+
+
+@pytest.mark.integration
+def test_sandbox_wrong_client_secret_fails_test_connection_without_leaking_it(sandbox, monkeypatch) -> None:
+    extra = {"client_id": "sandbox-client", "client_secret": "wrong-SECRET-value"}
+    hook = PiggyHook(_conn(monkeypatch, "piggy_sandbox_bad", host=sandbox.url, extra=extra))
+    ok, message = hook.test_connection()
+    assert ok is False
+    assert "Client authentication failed" in message
+    assert "wrong-SECRET-value" not in message
+    assert [e["granted"] for e in sandbox.control.token_exchanges()] == [False]
+
+
+@pytest.mark.integration
+def test_sandbox_test_connection_counts_the_startable_automations(sandbox, sandbox_oauth_hook) -> None:
+    ok, message = sandbox_oauth_hook.test_connection()
+    assert ok is True
+    assert "as OAuth client 'sandbox-client'" in message
+    assert "4 automation(s), 3 with event 'contact_updated'" in message
