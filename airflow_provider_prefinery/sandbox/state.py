@@ -8,6 +8,7 @@ event loop and calls the store from it, so one connection serves every request w
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -70,6 +71,7 @@ CREATE TABLE users (id INTEGER PRIMARY KEY, beta_id INT NOT NULL, email TEXT NOT
   updated_at TEXT);
 CREATE UNIQUE INDEX users_email ON users (beta_id, email COLLATE NOCASE);
 CREATE INDEX users_status ON users (beta_id, status, id);
+CREATE INDEX users_project ON users (beta_id, id);
 CREATE INDEX users_code ON users (referral_code);
 CREATE TABLE rewards (id INTEGER PRIMARY KEY, beta_id INT, user_id INT, descriptor TEXT, name TEXT,
   type TEXT, user_role TEXT, status TEXT, earned_at TEXT, delivered_at TEXT, revoked_at TEXT);
@@ -229,6 +231,7 @@ class Store:
         self._reset_memory()
 
     def _reset_memory(self) -> None:
+        self._waitlists: dict[int, list[int]] = {}
         self.keys: dict[str, KeyInfo] = {key: KeyInfo() for key in self.default_keys}
         self.tokens: dict[str, tuple[str, float]] = {}
         self.token_exchanges: list[dict[str, Any]] = []
@@ -267,11 +270,13 @@ class Store:
         return [_row(r) for r in self.db.execute(sql, params).fetchall()]  # type: ignore[misc]
 
     def _insert(self, table: str, values: dict[str, Any]) -> int:
+        self._waitlists.clear()
         cols = list(values)
         sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
         return int(self.db.execute(sql, [_cell(values[c], c) for c in cols]).lastrowid or 0)
 
     def _update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
+        self._waitlists.clear()
         sets = ",".join(f"{c}=?" for c in values)
         self.db.execute(
             f"UPDATE {table} SET {sets} WHERE id=?", [*(_cell(v, c) for c, v in values.items()), row_id]
@@ -360,6 +365,7 @@ class Store:
             raise e.ProjectNotDeletable()
         for table in ("users", "rewards", "suppressions", "points", "friend_invitations", "reward_triggers"):
             self.db.execute(f"DELETE FROM {table} WHERE beta_id=?", (beta_id,))
+        self._waitlists.clear()
         self.db.execute("DELETE FROM projects WHERE id=?", (beta_id,))
 
     # --- pagination ------------------------------------------------------------------------------------
@@ -381,6 +387,15 @@ class Store:
         return Page(items, header)
 
     # --- users -----------------------------------------------------------------------------------------
+    def _waitlist(self, beta_id: int) -> list[int]:
+        """Ids of the project's waitlisted users in order, cached until a user changes (hot on GET)."""
+        ids = self._waitlists.get(beta_id)
+        if ids is None:
+            marks = ",".join("?" * len(WAITLISTED))
+            sql = f"SELECT id FROM users WHERE beta_id=? AND status IN ({marks}) ORDER BY id"
+            ids = self._waitlists[beta_id] = [r[0] for r in self.db.execute(sql, (beta_id, *WAITLISTED))]
+        return ids
+
     def _user_row(self, beta_id: int, user_id: int) -> dict[str, Any]:
         row = self._one("SELECT * FROM users WHERE id=? AND beta_id=?", (user_id, beta_id))
         if row is None:
@@ -391,17 +406,11 @@ class Store:
         return self._one("SELECT * FROM users WHERE beta_id=? AND email=? COLLATE NOCASE", (beta_id, email))
 
     def _user_json(self, row: dict[str, Any]) -> dict[str, Any]:
-        beta_id, uid = row["beta_id"], row["id"]
-        marks = ",".join("?" * len(WAITLISTED))
-        length = self.db.execute(
-            f"SELECT COUNT(*) FROM users WHERE beta_id=? AND status IN ({marks})", (beta_id, *WAITLISTED)
-        ).fetchone()[0]
+        waitlist = self._waitlist(row["beta_id"])
+        length = len(waitlist)
         position = ahead = behind = None
         if row["status"] in WAITLISTED:
-            ahead = self.db.execute(
-                f"SELECT COUNT(*) FROM users WHERE beta_id=? AND status IN ({marks}) AND id<?",
-                (beta_id, *WAITLISTED, uid),
-            ).fetchone()[0]
+            ahead = bisect.bisect_left(waitlist, row["id"])
             position, behind = ahead + 1, length - ahead - 1
         code = row["referral_code"]
         out = {
@@ -564,6 +573,7 @@ class Store:
     def delete_user(self, beta_id: int, user_id: int) -> None:
         self._user_row(beta_id, user_id)
         self.db.execute("DELETE FROM users WHERE id=?", (user_id,))
+        self._waitlists.clear()
 
     def checkin(
         self, beta_id: int, *, user_id: int | None = None, email: str | None = None
