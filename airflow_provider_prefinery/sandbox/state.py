@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_prefinery.sandbox import errors as e
@@ -868,7 +868,6 @@ class Store:
 
     def _apply(self, sch: Schedule) -> None:
         sch.done = True
-        now = iso_z(utcnow())
         if sch.target == "user":
             self.force_user_status(sch.beta_id, int(sch.id or 0), sch.status)
         elif sch.target == "reward":
@@ -879,7 +878,6 @@ class Store:
                 rid = self._earn(sch.beta_id, user["id"], sch.descriptor)
                 if sch.status != "earned":
                     self.force_reward_status(sch.beta_id, rid, sch.status)
-        del now
 
     def force_user_status(self, beta_id: int, user_id: int, status: str) -> dict[str, Any]:
         """Set a status without the transition rules (control API only)."""
@@ -1145,6 +1143,3 @@ def due_in(seconds: float) -> float:
     """A monotonic deadline ``seconds`` from now (for ``Schedule.due_at``)."""
     return time.monotonic() + max(0.0, seconds)
 
-
-def iso_now_minus(**delta: float) -> str:
-    return iso_offset(utcnow() - timedelta(**delta))
