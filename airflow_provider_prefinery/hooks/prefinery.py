@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -123,8 +123,9 @@ ERROR_CODES: dict[int, str] = {
     2803: "points email not found",
     2804: "points quantity required",
 }
-DUPLICATE_USER = 2310
-DUPLICATE_SUPPRESSION = 2702
+# The duplicate codes, read from the table: import these rather than spelling the numbers again.
+DUPLICATE_USER: int = ENDPOINTS["create_user"].duplicate_code  # type: ignore[assignment]
+DUPLICATE_SUPPRESSION: int = ENDPOINTS["create_suppression"].duplicate_code  # type: ignore[assignment]
 
 
 def parse_prefinery_error(response: requests.Response) -> ApiErrorInfo:
@@ -296,6 +297,20 @@ class PrefineryHook(ApiHook):
             bucket=self._bucket(endpoint, beta_id),
         )
 
+    def _create_once(
+        self, action: str, beta_id: int, body: Mapping[str, Any], find: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """Create through a replay-safe row: when a retry of our own unanswered attempt meets the
+        endpoint's duplicate code, the object our first attempt made is found and returned."""
+        try:
+            return self.call(action, beta_id=beta_id, body=body)
+        except PrefineryValidationError as err:
+            if err.code == ENDPOINTS[action].duplicate_code and err.replayed:
+                existing = find()
+                if existing is not None:
+                    return existing
+            raise
+
     @property
     def stats(self) -> dict[str, int]:
         """Requests and retries this hook made: for progress logs and benchmarks."""
@@ -398,14 +413,7 @@ class PrefineryHook(ApiHook):
             invitation_code=invitation_code, responses=responses,
         )  # fmt: skip
         bid = self.resolve_beta_id(beta_id)
-        try:
-            return self.call("create_user", beta_id=bid, body=body)
-        except PrefineryValidationError as err:
-            if err.code == DUPLICATE_USER and err.replayed:
-                existing = self.find_user(body["email"], beta_id=bid)
-                if existing is not None:
-                    return existing
-            raise
+        return self._create_once("create_user", bid, body, lambda: self.find_user(body["email"], beta_id=bid))
 
     def update_user(
         self,
@@ -529,14 +537,9 @@ class PrefineryHook(ApiHook):
         """
         body = v.check_create_suppression(email, reason=reason)
         bid = self.resolve_beta_id(beta_id)
-        try:
-            return self.call("create_suppression", beta_id=bid, body=body)
-        except PrefineryValidationError as err:
-            if err.code == DUPLICATE_SUPPRESSION and err.replayed:
-                existing = self.find_suppression(body["email"], beta_id=bid)
-                if existing is not None:
-                    return existing
-            raise
+        return self._create_once(
+            "create_suppression", bid, body, lambda: self.find_suppression(body["email"], beta_id=bid)
+        )
 
     def delete_suppression(self, suppression_id: int | str, *, beta_id: int | str | None = None) -> Any:
         """Lift a suppression (only Manual and HardBounce ones may be deleted)."""
