@@ -256,12 +256,13 @@ class MailchimpHook(ApiHook):
             )
             list_id = self.extra.get("list_id")
             if list_id:
-                data = quick.get(f"lists/{quote_id(list_id)}", {"fields": "id,name"}).data or {}
-                return True, f"Connected to Mailchimp audience '{data.get('name')}' (id {data.get('id')})"
+                path = f"lists/{quote_id(list_id)}/members"
+                data = quick.get(path, {"count": 1, "fields": "total_items"}).data or {}
+                total = int(data.get("total_items", 0))
+                return True, f"Connected to Mailchimp audience {list_id} ({total:,} members)"
             data = quick.get("lists", {"count": 5, "fields": "lists.id,lists.name,total_items"}).data or {}
-            names = (
-                ", ".join(f"'{a.get('name')}' (id {a.get('id')})" for a in data.get("lists", [])) or "none"
-            )
+            found = data.get("lists", [])
+            names = ", ".join(f"'{a.get('name')}' (id {a.get('id')})" for a in found) or "none"
             return True, f"Connected to Mailchimp; no Audience ID set. Audiences visible: {names}"
         except PrefineryNotFoundError:
             return False, f"Mailchimp audience {self.extra.get('list_id')!r} not found ({self.conn_id!r})"

@@ -416,7 +416,7 @@ class Planner:
         try:
             v.email("email_address", email)
         except PrefineryInputError as err:
-            return Action("invalid", reason=err.message, **base)
+            return Action("invalid", reason=err.message.removeprefix(f"{err.field}: "), **base)
         known = self.index.get(key)
         known_id = known[0] if known else 0
         if target == USER:

@@ -325,7 +325,8 @@ class MailchimpToPrefineryOperator(BaseOperator):
     :param merge_fields: merge field -> profile field (default ``FNAME`` -> first_name, ``LNAME`` ->
         last_name; ``ADDRESS.city`` reads inside an address field).
     :param create_status: status of newly created users (default: Prefinery's own default).
-    :param dry_run: plan and log the plan, make no write (and leave the stored index alone).
+    :param dry_run: plan and log the plan, make no write (and leave the stored index alone); members that
+        would fail (invalid addresses) are reported in the result, never raised.
     :param fail_on_error: fail the task when any member failed, after applying all others (default True).
     :param max_concurrency: Prefinery writes in flight at once (default 10); the hook's rate limit holds.
     :param write_rate_limit: client-side Prefinery write limit in requests/s (default: the connection's
@@ -423,7 +424,10 @@ class MailchimpToPrefineryOperator(BaseOperator):
         start, end = as_datetime("since", since), as_datetime("before", before)
         if start is not None and end is not None and start >= end:
             raise PrefineryInputError(
-                "since/before", f"empty window: {start.isoformat()} >= {end.isoformat()}"
+                "since/before",
+                f"empty window [{start.isoformat()}, {end.isoformat()}): a schedule with zero-width data "
+                "intervals (Airflow 3's default for cron strings) needs CronDataIntervalTimetable; or pass "
+                "since=",
             )
         return start, end
 
@@ -511,7 +515,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         report = self._report(tally, planner, applier, index, index_report, since, before, started)
         self.log.info("Sync %s: %s", "planned" if self.dry_run else "done",
                       ", ".join(f"{k} {v:,}" for k, v in report["counts"].items()))  # fmt: skip
-        if tally.failed and self.fail_on_error:
+        if tally.failed and self.fail_on_error and not self.dry_run:
             if self.do_xcom_push and "ti" in context:
                 context["ti"].xcom_push(key="return_value", value=report)
             raise SyncFailedError(report)
