@@ -336,6 +336,9 @@ class PiggyHook(ApiHook):
     def __init__(self, piggy_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(piggy_conn_id, **kwargs)
         self.piggy_conn_id = self.conn_id
+        self._client: RestClient | None = None
+        self._oauth: ClientCredentialsAuth | None = None
+        self._build_lock = threading.Lock()
 
     # ------------------------------------------------------------------ connection and plumbing
     @classmethod
@@ -407,17 +410,30 @@ class PiggyHook(ApiHook):
         mask_secret(token)
         self.client.secrets = (*self.client.secrets, token)
 
-    @cached_property
+    @property
+    def client(self) -> RestClient:  # type: ignore[override]
+        """The REST client, built once per hook even when several threads ask at once (so they share
+        one OAuth token cache and one connection pool)."""
+        with self._build_lock:
+            if self._client is None:
+                if self.oauth_client is not None:
+                    self._oauth = ClientCredentialsAuth(self._exchange_token, on_token=self._remember_token)
+                auth = self._oauth if self._oauth is not None else BearerAuth(self.secret)
+                self._client = self.build_client(auth=auth, error_parser=parse_piggy_error)
+            return self._client
+
+    @property
     def oauth(self) -> ClientCredentialsAuth | None:
         """The OAuth token cache of this hook, or None when a token is configured."""
-        if self.oauth_client is None:
-            return None
-        return ClientCredentialsAuth(self._exchange_token, on_token=self._remember_token)
+        self.client  # noqa: B018 - built with the client
+        return self._oauth
 
-    @cached_property
-    def client(self) -> RestClient:  # type: ignore[override]
-        auth = self.oauth if self.oauth is not None else BearerAuth(self.secret)
-        return self.build_client(auth=auth, error_parser=parse_piggy_error)
+    def close(self) -> None:
+        with self._build_lock:
+            for client in (self._client, self.__dict__.get("token_client")):
+                if client is not None:
+                    client.close()
+            self._client = None
 
     @property
     def stats(self) -> dict[str, int]:

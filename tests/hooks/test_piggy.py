@@ -155,23 +155,28 @@ def test_client_credentials_are_exchanged_once_as_a_form_at_the_origin(oauth_hoo
     assert oauth_hook.stats["token_exchanges"] == 1
 
 
-def test_sixteen_threads_share_one_token_exchange(oauth_hook, api) -> None:
+def test_sixteen_threads_asking_first_share_one_client_and_one_token_exchange(monkeypatch, api) -> None:
+    extra = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    hook = PiggyHook(_conn(monkeypatch, "piggy_threads", host=ORIGIN, extra=extra))  # nothing built yet
     _token_answer(api, "at_SHARED_token")
     api.get(f"{API}/automations", json={"data": AUTOMATIONS, "meta": []})
-    oauth_hook.client  # noqa: B018 - built before the threads, as the operator does
     barrier = threading.Barrier(16)
+    clients = []
 
     def work() -> None:
         barrier.wait()
-        list(oauth_hook.list_automations())
+        list(hook.list_automations())
+        clients.append(hook.client)
 
     threads = [threading.Thread(target=work) for _ in range(16)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert len({id(c) for c in clients}) == 1
     assert sum(1 for c in api.calls if c.request.url.endswith("/oauth/token")) == 1
-    assert oauth_hook.stats["token_exchanges"] == 1
+    assert hook.stats["token_exchanges"] == 1
+    assert len(api.calls) == 17
 
 
 def test_token_is_renewed_shortly_before_it_expires() -> None:
@@ -599,7 +604,6 @@ def test_sandbox_oauth_token_is_exchanged_once_and_reused_across_calls_and_threa
 
     hook = sandbox_oauth_hook
     contacts = sandbox.control.piggy_contacts()[:8]
-    hook.client  # noqa: B018
     threads = [
         threading.Thread(target=hook.create_automation_run, args=(c["uuid"], DEMO_AUTOMATION_UUID))
         for c in contacts
