@@ -12,14 +12,13 @@ that is cached, thread-safely, until shortly before it expires.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Literal
 
 import requests
@@ -287,7 +286,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.token()
         request.headers["Authorization"] = f"Bearer {token}"
-        request.register_hook("response", functools.partial(self._resend_on_401, token=token))
+        request.register_hook("response", partial(self._resend_on_401, token=token))
         return request
 
     def _resend_on_401(self, response: requests.Response, *, token: str, **kwargs: Any) -> requests.Response:
