@@ -236,11 +236,13 @@ class PrefineryHook(ApiHook):
 
     def _bucket(self, endpoint: Endpoint, beta_id: int | None) -> TokenBucket | None:
         scale = self.rate_limit_scale
+        burst = None
         if endpoint.limit == "write":
             per_second = self._write_rate_limit or self.extra.get("write_rate_limit")
             if not per_second:
                 return None
-            limit, period = float(per_second) * scale, 1.0
+            # Writes come in batches: pace them evenly (no burst) for the highest sustained rate.
+            limit, period, burst = float(per_second) * scale, 1.0, 1.0
         elif endpoint.limit in RATE_LIMITS:
             limit, period = RATE_LIMITS[endpoint.limit]
             limit *= scale
@@ -254,7 +256,7 @@ class PrefineryHook(ApiHook):
         )
         if endpoint.limit in PER_PROJECT_LIMITS:
             scope = (*scope, beta_id)
-        return shared_bucket(scope, limit, period)
+        return shared_bucket(scope, limit, period, burst=burst)
 
     def _path(self, action: str, beta_id: int | None, record: Any = None) -> str:
         fill = {"beta_id": quote_id(beta_id) if beta_id is not None else "", "id": quote_id(record)}

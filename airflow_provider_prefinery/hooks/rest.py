@@ -156,12 +156,21 @@ class TokenBucket:
     counting in a sliding window never sees more than ``limit``. ``pause()`` lets a 429 hold every thread.
     """
 
-    def __init__(self, limit: float, period: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: float,
+        period: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if limit <= 0 or period <= 0:
             raise ValueError("a rate limit needs a positive limit and period")
         self.limit = limit
         self.period = period
-        self.capacity = max(1.0, min(float(limit) / 10, 10.0)) if limit >= 2 else 1.0
+        # ``burst=1`` paces evenly at (limit - 1) per period: the most a batch can sustain.
+        default = max(1.0, min(float(limit) / 10, 10.0)) if limit >= 2 else 1.0
+        self.capacity = default if burst is None else max(1.0, min(float(burst), float(limit)))
         self.rate = max(limit - self.capacity, limit / 2) / period
         self._clock = clock
         self._tokens = self.capacity
@@ -202,13 +211,15 @@ _BUCKETS: dict[tuple[Any, ...], TokenBucket] = {}
 _BUCKETS_LOCK = threading.Lock()
 
 
-def shared_bucket(scope: tuple[Any, ...], limit: float, period: float) -> TokenBucket:
+def shared_bucket(
+    scope: tuple[Any, ...], limit: float, period: float, *, burst: float | None = None
+) -> TokenBucket:
     """Return the process-wide bucket for ``scope``, so every hook on one key and project shares it."""
-    key = (*scope, float(limit), float(period))
+    key = (*scope, float(limit), float(period), burst)
     with _BUCKETS_LOCK:
         bucket = _BUCKETS.get(key)
         if bucket is None:
-            bucket = _BUCKETS[key] = TokenBucket(limit, period)
+            bucket = _BUCKETS[key] = TokenBucket(limit, period, burst=burst)
         return bucket
 
 

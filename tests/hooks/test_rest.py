@@ -110,6 +110,17 @@ def test_token_bucket_never_admits_more_than_the_limit_in_any_window() -> None:
     assert stamps[-1] < 6 * 60
 
 
+def test_token_bucket_without_burst_paces_at_limit_minus_one_and_stays_under_the_limit() -> None:
+    clock = [0.0]
+    bucket = TokenBucket(20, 1, burst=1, clock=lambda: clock[0])
+    stamps = []
+    for _ in range(400):
+        bucket.acquire(lambda s: clock.__setitem__(0, clock[0] + s))
+        stamps.append(clock[0])
+    assert all(sum(1 for t in stamps[i:] if t < start + 1) <= 20 for i, start in enumerate(stamps))
+    assert 399 / stamps[-1] == pytest.approx(19, rel=1e-6)  # 95 % of the limit; the default burst gives 90 %
+
+
 def test_token_bucket_pause_holds_every_caller() -> None:
     clock = [0.0]
     bucket = TokenBucket(100, 1, clock=lambda: clock[0])
