@@ -25,11 +25,12 @@ What the words mean here
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -82,7 +83,7 @@ class SoakConfig:
     read_timeout: float = 1.0
     connect_timeout: float = 2.0
     slow_seconds: float = 1.5
-    max_retries: int = 2
+    max_retries: int = 3
     backoff_initial: float = 0.05
     backoff_max: float = 1.0
     task_tries: int = 3
@@ -126,6 +127,47 @@ def soak_connections(server: Any, config: SoakConfig) -> dict[str, str]:
         ),
         "AIRFLOW_CONN_PIGGY_SOAK": json.dumps({"conn_type": "piggy", **base, "extra": policy}),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# What Airflow keeps between tries
+# --------------------------------------------------------------------------------------------------
+class SharedVariables:
+    """Airflow Variables as the sync's id index sees them: one value per key that outlives a task try.
+
+    Airflow 3's ``Variable`` talks to the task runner's supervisor, which a soak calling ``execute()``
+    directly has not; this keeps the operator's own store (``VariableIndexStore``: encode, merge, decode)
+    in play, so a retry finds the index its failed try saved, as it would in Airflow.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            return self.values.get(key, default)
+
+    def set(self, key: str, value: str, description: str | None = None, serialize_json: bool = False) -> None:
+        with self._lock:
+            self.values[key] = value
+
+
+@contextlib.contextmanager
+def shared_variables() -> Iterator[SharedVariables]:
+    """Stand :class:`SharedVariables` in for ``Variable`` where the provider imports it from."""
+    from airflow.providers.common.compat import sdk
+
+    store = SharedVariables()
+    saved = sdk.__dict__.get("Variable")
+    sdk.Variable = store  # type: ignore[attr-defined]
+    try:
+        yield store
+    finally:
+        if saved is None:
+            del sdk.Variable
+        else:
+            sdk.Variable = saved
 
 
 # --------------------------------------------------------------------------------------------------
@@ -521,7 +563,6 @@ class SyncWorkload(Workload):
             prefinery_conn_id=CONN_IDS["prefinery"],
             since=self.since,
             before=self.before,
-            index_variable=None,
             max_concurrency=10,
             progress_interval=0,
         )
@@ -578,6 +619,11 @@ class SyncWorkload(Workload):
                 row.violations.append(
                     f"try {number} of the idempotent sync refused a retry: {attempt.error!r}"
                 )
+        last = self.tries[-1]
+        if last.error is not None and last.report is None:
+            row.violations.append(
+                f"the sync failed {len(self.tries)} tries without naming members: {last.error}"
+            )
         return row
 
 
@@ -664,7 +710,7 @@ def run_soak(server: Any, config: SoakConfig) -> SoakResult:
             with lock:
                 errors.append(exc)
 
-    with ThreadPoolExecutor(max_workers=len(workloads), thread_name_prefix="soak") as pool:
+    with shared_variables(), ThreadPoolExecutor(len(workloads), thread_name_prefix="soak") as pool:
         list(pool.map(run, workloads))
     seconds = time.monotonic() - started
     time.sleep(config.slow_seconds + 0.3)  # requests the client gave up on finish (and are logged) now
