@@ -121,7 +121,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
         except PrefineryRateLimitError as err:
             self.poke_interval = self.pacer.after_rate_limit(err)
             self.log.warning(
-                "Prefinery rate limit (HTTP 429) after retries; next poke in %.0f s", self.poke_interval
+                "Prefinery rate limit (HTTP 429) after retries; next poke in %.3g s", self.poke_interval
             )
             return PokeReturnValue(False)
         self.poke_interval = self.pacer.after_poll(requests)

@@ -346,7 +346,7 @@ class PrefinerySensorTrigger(BaseTrigger):
                 outcome, requests = await asyncio.to_thread(run_check, hook, self.check, self.criteria)
             except PrefineryRateLimitError as err:
                 wait = pacer.after_rate_limit(err)
-                last = f"rate limited (HTTP 429); next poll in {wait:.0f} s"
+                last = f"rate limited (HTTP 429); next poll in {wait:.3g} s"
                 self.log.warning("Prefinery %s check: %s", self.check, last)
             else:
                 if outcome.done:
@@ -400,11 +400,12 @@ class PrefineryEventTrigger(BaseEventTrigger):
 
     The first poll records what already exists and fires nothing (``emit_existing=True`` fires it all).
     After a triggerer restart: on Airflow >= 3.3 the seen ids are kept in the watched asset's state store
-    (key ``prefinery_seen:<hash of the filter>``), so items that appeared while the triggerer was down
-    fire on the first poll after the restart, and nothing fires twice unless the triggerer died between
-    yielding an event and saving the ids (at-least-once: make the DAG idempotent). Without a state store
-    (older Airflow, or a trigger watching several assets) a restart starts afresh: items created while it
-    was down are taken as existing and do not fire.
+    (key ``prefinery_seen:<hash of the filter>``, ids stored as runs), saved after every poll that
+    fired and when the trigger stops; so items that appeared while the triggerer was down fire on the
+    first poll after the restart, and nothing fires twice, except after a hard kill between yielding a
+    poll's events and saving them (at-least-once: keep the DAG idempotent). Without a state store (older
+    Airflow, or one trigger watching several assets) a restart starts afresh: items created while it was
+    down count as existing and do not fire.
 
     Failures: a 429 lengthens the wait and is not counted; any other failed poll is counted, a healthy
     poll resets the count, and the trigger fails once ``max_failures`` polls in a row have failed (bad
@@ -517,51 +518,58 @@ class PrefineryEventTrigger(BaseEventTrigger):
             self.log.warning("Could not save seen Prefinery ids (%s); a restart may re-fire them", err)
 
     # ---- the loop ----
+    def _event(self, item: Mapping[str, Any], beta_id: int) -> TriggerEvent:
+        return TriggerEvent(
+            {"resource": self.resource, "id": item.get("id"), "beta_id": beta_id, "item": item}
+        )
+
+    def _after_failure(self, hook: PrefineryHook, error: Exception, failures: int, pacer: Pacer) -> float:
+        """Count a failed poll: the wait before the next one, or raise once too many failed in a row."""
+        message = describe_error(hook, error)["message"]
+        if failures > self.max_failures:
+            raise PrefineryError(
+                f"{failures} polls of Prefinery {self.resource} failed in a row; last: {message}"
+            ) from None
+        self.log.warning(
+            "Poll %d in a row failed (%s); retrying in %.3g s", failures, message, pacer.interval
+        )
+        return pacer.interval
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = await load_hook(self.prefinery_conn_id, self.beta_id)
+        stored = await self._load_seen()
+        seen, unsaved = (stored or set()), False
+        baseline = stored is None and not self.emit_existing
         try:
             beta_id = hook.resolve_beta_id()  # no I/O: the connection is already loaded
-            action = "list_rewards" if self.resource == "rewards" else "list_users"
-            floor = min_poll_interval(action, hook.rate_limit_scale)
+            floor = min_poll_interval(f"list_{self.resource}", hook.rate_limit_scale)
             pacer = Pacer(clamp_interval(self.poll_interval, floor, self.log), floor)
-            stored = await self._load_seen()
-            seen, baseline = (stored or set()), stored is None and not self.emit_existing
             failures = 0
             while True:
                 try:
                     fresh, listed, requests = await asyncio.to_thread(self._poll, hook, seen)
                 except PrefineryRateLimitError as err:
                     wait = pacer.after_rate_limit(err)
-                    self.log.warning("Prefinery rate limit (HTTP 429): next poll in %.0f s", wait)
+                    self.log.warning("Prefinery rate limit (HTTP 429): next poll in %.3g s", wait)
                 except PrefineryInputError:
                     raise
                 except Exception as err:
                     failures += 1
-                    message = describe_error(hook, err)["message"]
-                    if failures > self.max_failures:
-                        raise PrefineryError(
-                            f"{failures} polls of Prefinery {self.resource} failed in a row; last: {message}"
-                        ) from None
-                    wait = pacer.interval
-                    self.log.warning(
-                        "Poll %d in a row failed (%s); retrying in %.0f s", failures, message, wait
-                    )
+                    wait = self._after_failure(hook, err, failures, pacer)
                 else:
                     failures = 0
-                    for item in [] if baseline else fresh:
-                        yield TriggerEvent(
-                            {
-                                "resource": self.resource,
-                                "id": item.get("id"),
-                                "beta_id": beta_id,
-                                "item": item,
-                            }
-                        )
-                    if fresh or baseline:
-                        seen |= listed
+                    if baseline:  # what exists at the first poll is history, not news
+                        seen, fresh, baseline, unsaved = seen | listed, [], False, True
+                    for item in fresh:
+                        seen.add(str(item.get("id")))  # handed over once yielded
+                        unsaved = True
+                        yield self._event(item, beta_id)
+                    if unsaved:
                         await self._save_seen(seen)
-                    baseline = False
+                        unsaved = False
                     wait = pacer.after_poll(requests)
                 await asyncio.sleep(wait)
         finally:
+            if unsaved:  # stopped mid-batch: keep what was already handed over
+                await self._save_seen(seen)
             _close(hook)
