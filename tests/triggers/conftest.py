@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ SCALE = 100  # server limits and the hook's limits alike: the poll floor becomes
 
 
 @pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The sandbox, limits scaled by SCALE, and ``prefinery_default`` with one quick retry."""
     sandbox.control.configure(scale=SCALE)
     conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
@@ -28,3 +29,15 @@ def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     _BUCKETS.clear()
     yield sandbox
     _BUCKETS.clear()
+
+
+@pytest.fixture
+def conn_extra(sbx: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Change extras of ``prefinery_default`` for one test (e.g. ``max_retries=0``)."""
+
+    def apply(**extra: Any) -> None:
+        conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
+        conn["extra"] = {**conn.get("extra", {}), **extra}
+        monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
+
+    return apply

@@ -42,6 +42,17 @@ async def first_event(trigger: Any, timeout: float = 10.0) -> TriggerEvent:
     return await asyncio.wait_for(trigger.run().__anext__(), timeout)
 
 
+async def until(count: int, *, within: float = 10.0, **filters: Any) -> None:
+    """Wait until the sandbox has logged ``count`` requests matching ``filters``; fail after ``within``."""
+    from airflow_provider_prefinery.sandbox.client import SandboxControl
+
+    control = SandboxControl(filters.pop("url"))
+    end = time.monotonic() + within
+    while (seen := await asyncio.to_thread(control.count, **filters)) < count:
+        assert time.monotonic() < end, f"only {seen} of {count} requests {filters} after {within} s"
+        await asyncio.sleep(0.02)
+
+
 # ------------------------------------------------------------------------------ sensor trigger
 def test_sensor_trigger_serialize_round_trips_to_an_equal_trigger() -> None:
     trigger = PrefinerySensorTrigger(
@@ -100,18 +111,18 @@ async def test_sensor_trigger_yields_an_error_event_for_bad_input() -> None:
     assert event.payload["status"] in EVENT_STATUSES
 
 
-async def test_sensor_trigger_waits_out_a_429_instead_of_failing(sbx: Any) -> None:
-    # One LIST rewards per 2 s on the server; the hook retries once, then the trigger must back off.
-    sbx.control.set_rate_limit("prefinery", "list_rewards", 0.02, per_seconds=2)  # 0.02 * scale 100 = 2
-    sbx.control.set_behaviour("prefinery", "list_rewards", retry_after=0.3)
-    user = active_user(sbx, 1)
-    trigger = PrefinerySensorTrigger(
-        "rewards", {"email": user["email"], "min_count": earned_count(sbx, user) + 1}, time.time() + 30, 0.1
-    )
-    sbx.control.schedule("new_reward", "earned", email=user["email"], after_seconds=2.5)
-    event = await first_event(trigger, timeout=30)
+async def test_sensor_trigger_waits_out_429s_instead_of_failing(sbx: Any, conn_extra: Any) -> None:
+    conn_extra(max_retries=0)  # each poll ends in PrefineryRateLimitError at its first 429
+    sbx.control.set_faults("prefinery", {"429": 1.0}, "list_users")
+    user = active_user(sbx)
+    trigger = PrefinerySensorTrigger("user", {"email": user["email"]}, time.time() + 30, 0.1)
+    pending = asyncio.ensure_future(trigger.run().__anext__())
+    await until(3, url=sbx.url, endpoint="list_users", status=429)  # three polls, each rate limited
+    assert not pending.done()
+    await asyncio.to_thread(sbx.control.set_faults, "prefinery", {}, "list_users")
+    event = await asyncio.wait_for(pending, 10)
     assert event.payload["status"] == "success"
-    assert sbx.control.count(endpoint="list_rewards", status=429) >= 2
+    assert event.payload["value"]["id"] == user["id"]
 
 
 # ------------------------------------------------------------------------------ event trigger
@@ -153,17 +164,6 @@ async def test_event_trigger_fires_new_users_in_a_status_with_emit_existing(sbx:
     (late,) = await next_events(gen, 1)
     assert late["id"] == newly["id"] and late["item"]["status"] == "suspended"
     await gen.aclose()
-
-
-async def until(count: int, *, within: float = 10.0, **filters: Any) -> None:
-    """Wait until the sandbox has logged ``count`` requests matching ``filters``; fail after ``within``."""
-    from airflow_provider_prefinery.sandbox.client import SandboxControl
-
-    control = SandboxControl(filters.pop("url"))
-    end = time.monotonic() + within
-    while (seen := await asyncio.to_thread(control.count, **filters)) < count:
-        assert time.monotonic() < end, f"only {seen} of {count} requests {filters} after {within} s"
-        await asyncio.sleep(0.02)
 
 
 async def test_event_trigger_resets_its_failure_count_on_a_healthy_poll_and_fails_after_max(sbx: Any) -> None:
