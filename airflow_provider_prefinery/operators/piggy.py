@@ -30,7 +30,7 @@ from airflow_provider_prefinery.hooks.piggy import (
     check_uuid,
     pick_automation,
 )
-from airflow_provider_prefinery.operators.base import RecordsOperator
+from airflow_provider_prefinery.operators.base import RecordsOperator, collect_invalid
 
 
 def _exactly_one(fields: dict[str, Any], first: str, second: str) -> str:
@@ -109,15 +109,25 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
     # ---- once per task ----
     def prepare(self, context: Context) -> None:
         """Build the client once (one OAuth exchange for every thread) and check the operator's own
-        automation before any record, so a wrong one fails the task without starting a single run."""
+        automation before any record, so a wrong one fails the task without starting a single run.
+        The input is checked first: the automation listing is the task's first request."""
         self._catalogue: list[dict[str, Any]] | None = None
         self._catalogue_lock = threading.Lock()
         self.hook.client  # noqa: B018 - built here, single-threaded, before the worker threads start
+        if not self._input_is_valid():
+            return  # the batch runner reports the bad records (and, with fail_on_error, sends nothing)
         name, auuid = self.record.get("automation_name"), self.record.get("automation_uuid")
         if (name is None) != (auuid is None):
             automation = self.automation({"automation_name": name, "automation_uuid": auuid})
             shown = [automation.get(key) for key in ("name", "uuid", "event", "status")]
             self.log.info("Piggy automation %r (%s), event %s, status %s", *shown)
+
+    def _input_is_valid(self) -> bool:
+        """Check the one record (raising, naming the field) or every record of a batch, sending nothing."""
+        if self.records is None:
+            self.check_record(self.normalise({}))
+            return True
+        return not collect_invalid(self.rendered_records(), self._validate)
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Every automation, listed once per task (the first record to need it lists; the rest wait)."""
