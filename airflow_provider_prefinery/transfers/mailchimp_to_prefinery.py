@@ -490,6 +490,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         since, before = self.window(context)
         list_id = self.mailchimp.resolve_list_id(self.list_id or None)
         beta_id = self.prefinery.resolve_beta_id(self.beta_id)
+        self.mailchimp.client  # noqa: B018 - a bad Mailchimp connection fails now, before the index listing
         self.log.info("Syncing Mailchimp audience %s -> Prefinery project %s, members changed in [%s, %s)%s",
                       list_id, beta_id, _iso(since) or "the beginning", _iso(before) or "now",
                       " (dry run: no writes)" if self.dry_run else "")  # fmt: skip
