@@ -220,7 +220,9 @@ class MailchimpHook(ApiHook):
         :raises PrefineryNotFoundError: unknown audience.
         """
         if status is not None and status not in MEMBER_STATUSES:
-            raise PrefineryInputError("status", f"unknown value {status!r}", allowed=MEMBER_STATUSES)
+            raise PrefineryInputError(
+                "status", f"unknown value {status!r}", allowed=MEMBER_STATUSES, service=SERVICE
+            )
         params: dict[str, Any] = {}
         if since_last_changed is not None:
             params["since_last_changed"] = iso(since_last_changed)
