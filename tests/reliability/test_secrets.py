@@ -1,0 +1,224 @@
+"""No secret leaks: every example DAG, run by real Airflow against a sandbox that only accepts a distinctive
+key, leaves that key in no task log, no captured output, no row of the metadata database (XComs,
+rendered template fields, task instances, the DAG run, Variables, the audit log, ...), no exception text
+and no URL (neither the client's full URLs with their query strings nor the sandbox's request log).
+
+The DAG files are collected when the tests are: a new example DAG gets a row here automatically, and
+fails with "no scenario" until it is given one in :data:`SCENARIOS` (its conf and sandbox preparation).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_prefinery.hooks.rest import _BUCKETS
+from airflow_provider_prefinery.sandbox.testing import SandboxServer, run_sandbox
+
+pytestmark = [pytest.mark.integration, pytest.mark.dag]
+
+KEY = "pfx-LEAKCANARY-7d41e9b2c05a"
+DAGS = Path(__file__).resolve().parents[2] / "dags_examples"
+SCALE = 100  # every rate limit (sandbox and hooks) x100, and sensors' poll floor with it
+
+
+# ---------------------------------------------------------------------------------------------------
+# What each example DAG needs to run to the end against the demo seed
+# ---------------------------------------------------------------------------------------------------
+def _sync(control: Any) -> dict[str, Any]:
+    since = datetime.now(timezone.utc) - timedelta(hours=12)  # a hundred-odd members, not two thousand
+    return {"since": since.isoformat()}
+
+
+def _earned_reward_of_a_user(control: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    users = {u["id"]: u for u in control.users()}
+    for reward in sorted(control.rewards(status="earned"), key=lambda r: r["id"]):
+        user = users.get(reward["user_id"])
+        if user and user["status"] in ("invited", "active"):
+            return reward, user
+    raise AssertionError("the demo seed has no earned reward of an invited or active user")
+
+
+def _wait_and_welcome(control: Any) -> dict[str, Any]:
+    _, user = _earned_reward_of_a_user(control)
+    return {"email": user["email"], "min_rewards": 1}
+
+
+def _event_driven(control: Any) -> dict[str, Any]:
+    reward, _ = _earned_reward_of_a_user(control)
+    return {"events": [{"resource": "rewards", "id": reward["id"]}]}
+
+
+SCENARIOS: dict[str, Callable[[Any], dict[str, Any] | None]] = {
+    "mailchimp_to_prefinery": _sync,
+    "prefinery_referral_program": lambda control: None,
+    "prefinery_reward_fulfillment": lambda control: None,
+    "prefinery_wait_and_welcome": _wait_and_welcome,
+    "prefinery_event_driven": _event_driven,
+}
+
+
+def dag_files() -> list[Path]:
+    return sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixtures
+# ---------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def secret_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox of its own that accepts only :data:`KEY` (for Prefinery, Mailchimp and Piggy alike)."""
+    with run_sandbox(seed="demo", api_keys=[KEY]) as server:
+        yield server
+
+
+@pytest.fixture
+def secret_env(secret_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """The default connections point at the secret sandbox, every limit scaled, sensors polling fast."""
+    secret_sandbox.control.reset("demo")
+    secret_sandbox.control.configure(scale=SCALE)
+    for name, value in secret_sandbox.connections().items():
+        conn = json.loads(value)
+        conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": SCALE}
+        monkeypatch.setenv(name, json.dumps(conn))
+    monkeypatch.setenv("PREFINERY_EXAMPLE_POKE_INTERVAL", "0.2")
+    monkeypatch.setenv("PREFINERY_EXAMPLE_POLL_INTERVAL", "0.2")
+    _BUCKETS.clear()
+    return secret_sandbox
+
+
+@pytest.fixture
+def urls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every URL any thread sends, query string included (requests' transport adapter is the one door)."""
+    seen: list[str] = []
+    lock = threading.Lock()
+    original = HTTPAdapter.send
+
+    def send(self: HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            seen.append(str(request.url))
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(HTTPAdapter, "send", send)
+    return seen
+
+
+# ---------------------------------------------------------------------------------------------------
+# Where a key could end up
+# ---------------------------------------------------------------------------------------------------
+def database_rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the SQLite metadata database, as Python values."""
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {table: conn.execute(f'SELECT * FROM "{table}"').fetchall() for table in tables}
+
+
+def log_files(home: Path) -> dict[str, str]:
+    return {
+        str(path): path.read_text(encoding="utf-8", errors="replace")
+        for path in (home / "logs").rglob("*")
+        if path.is_file()
+    }
+
+
+def holding(texts: dict[str, str], secret: str) -> list[str]:
+    return [name for name, text in texts.items() if secret in text]
+
+
+def run_and_search(
+    dag_id: str,
+    conf: dict[str, Any] | None,
+    run_dag: Any,
+    home: Path,
+    capfd: Any,
+    caplog: Any,
+    urls: list[str],
+    control: Any,
+) -> tuple[Any, BaseException | None, dict[str, str], dict[str, list[tuple[Any, ...]]]]:
+    """Run one DAG with ``dag.test()``; return the run, its error and every text a key could hide in."""
+    error: BaseException | None = None
+    try:
+        run = run_dag(dag_id, **({"run_conf": conf} if conf else {}))
+    except BaseException as exc:  # the exception text is one of the places to search
+        run, error = None, exc
+    out = capfd.readouterr()
+    rows = database_rows(home / "airflow.db")
+    texts = {
+        "stdout": out.out,
+        "stderr": out.err,
+        "logging": caplog.text,
+        "exception": f"{error!r} {error}" if error else "",
+        "client URLs": "\n".join(urls),
+        "sandbox request log": "\n".join(e["path"] for e in control.requests()),
+        **{f"table {t}": repr(r) for t, r in rows.items()},
+        **log_files(home),  # dag.test() on Airflow 3.3 logs to stdout; files are searched when present
+    }
+    return run, error, texts, rows
+
+
+@pytest.mark.parametrize("dag_file", dag_files(), ids=lambda p: p.stem)
+def test_an_example_dag_leaves_the_api_key_nowhere(
+    dag_file: Path,
+    secret_env: SandboxServer,
+    urls: list[str],
+    run_dag: Any,
+    airflow_db: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dag_id = dag_file.stem
+    if dag_id not in SCENARIOS:
+        pytest.fail(f"no scenario for example DAG {dag_id!r}: add its conf to SCENARIOS in {__file__}")
+    control = secret_env.control
+    conf = SCENARIOS[dag_id](control)
+
+    run, error, texts, rows = run_and_search(dag_id, conf, run_dag, airflow_db, capfd, caplog, urls, control)
+
+    assert not holding(texts, KEY), f"the API key leaked into: {holding(texts, KEY)}"
+    # The run really used the key, and the places searched really hold this run's traces.
+    assert error is None and run is not None, error
+    assert any(200 <= e["status"] < 300 for e in control.requests()), "the DAG made no successful call"
+    assert urls and any(dag_id in r for r in rows.get("xcom", []))
+    assert any(dag_id in r for r in rows.get("rendered_task_instance_fields", []))
+    assert dag_id in texts["stdout"] + texts["stderr"] + texts["logging"]
+
+
+def test_the_search_finds_a_key_that_does_leak(
+    secret_env: SandboxServer,
+    urls: list[str],
+    run_dag: Any,
+    airflow_db: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A canary: a run whose conf carries the key must be caught (in the dag_run table)."""
+    dag_id = "prefinery_event_driven"
+    if not (DAGS / f"{dag_id}.py").exists():
+        pytest.skip(f"{dag_id} is the cheapest DAG to leak through and is not there")
+    conf = {**_event_driven(secret_env.control), "canary": KEY}
+
+    run, _, texts, _ = run_and_search(
+        dag_id, conf, run_dag, airflow_db, capfd, caplog, urls, secret_env.control
+    )
+
+    assert "table dag_run" in holding(texts, KEY)
+    _delete_run(run)  # the canary must not trip the DAG tests of this session that search the database
+    assert not any(KEY in repr(r) for r in database_rows(airflow_db / "airflow.db").values())
+
+
+def _delete_run(run: Any) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for found in session.query(DagRun).filter(DagRun.run_id == run.run_id):
+            session.delete(found)
