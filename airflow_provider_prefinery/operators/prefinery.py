@@ -24,6 +24,7 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryNotFoundError,
     PrefineryValidationError,
 )
+from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_SUPPRESSION, DUPLICATE_USER
 from airflow_provider_prefinery.operators.base import (
     Outcome,
     PrefineryBaseOperator,
@@ -32,8 +33,6 @@ from airflow_provider_prefinery.operators.base import (
 
 IfExists = Literal["fail", "skip", "update"]
 IF_EXISTS: tuple[str, ...] = ("fail", "skip", "update")
-DUPLICATE_USER = 2310
-DUPLICATE_SUPPRESSION = 2702
 _USER_UPDATABLE = ("status", "profile", "invitation_code", "responses")
 
 

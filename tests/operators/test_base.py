@@ -223,7 +223,7 @@ def test_closed_options_are_checked_in_init_naming_argument_and_values() -> None
         _Echo(task_id="t", mode="c")
 
 
-@pytest.mark.filterwarnings("ignore:Task x was never mapped")
+@pytest.mark.filterwarnings("ignore:Task .x. was never mapped")
 def test_mapping_over_fields_including_email_validates() -> None:
     with _dag():
         mapped = _Echo.partial(task_id="m", size=1).expand(email=["a@example.com", "b@example.com"])
