@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from inspect import Parameter, Signature
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -38,6 +38,9 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError
 from airflow_provider_prefinery.hooks.rest import bounded_map
+
+if TYPE_CHECKING:
+    from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 
 log = logging.getLogger(__name__)
 
@@ -587,6 +590,16 @@ class RecordsOperator(BaseOperator):
         return outcome.value
 
 
+def size_pool(client: Any, workers: int) -> None:
+    """Give a REST client's connection pool room for ``workers`` threads before its first request.
+
+    A pool smaller than the number of threads makes urllib3 discard connections and reconnect per request.
+    The pool is built lazily, so this works until the client has sent something.
+    """
+    if getattr(client, "pool_size", workers) < workers and getattr(client, "_session", None) is None:
+        client.pool_size = workers
+
+
 def _generated_init(cls: type[RecordsOperator]) -> Callable[..., None]:
     """Build ``__init__`` for a concrete operator: its fields and options as keyword parameters."""
     parent = cls.__mro__[1]
@@ -626,8 +639,8 @@ class PrefineryBaseOperator(RecordsOperator):
         self.beta_id = beta_id
 
     @cached_property
-    def hook(self) -> Any:
-        """The Prefinery hook (imported here so DAG parsing stays light)."""
+    def hook(self) -> PrefineryHook:
+        """The Prefinery hook, built on first use (after templates render) and shared by the workers."""
         from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 
         return PrefineryHook(self.prefinery_conn_id, beta_id=self.beta_id)
@@ -639,6 +652,7 @@ class PrefineryBaseOperator(RecordsOperator):
 
     def prepare(self, context: Context) -> None:
         self.project_id  # noqa: B018 - fail fast on a missing/invalid project id, before validation
+        size_pool(self.hook.client, self.max_concurrency)
 
     def check_record(self, fields: dict[str, Any]) -> None:
         from airflow_provider_prefinery.validation import CHECKS

@@ -309,3 +309,15 @@ def test_the_api_key_appears_in_no_log_or_report(
     out = capsys.readouterr()
     assert "x@example.org" in out.out  # the failure was logged...
     assert sbx.api_key not in out.out + out.err + caplog.text + repr(ti.pushed)  # ...without the key
+
+
+def test_the_connection_pool_grows_to_max_concurrency(sbx: Any) -> None:
+    """Fewer pooled connections than workers would make urllib3 reconnect for most requests."""
+    op = PrefineryCheckinUserOperator(
+        task_id="c", records=[{"email": u["email"]} for u in sbx.control.users()[:30]], max_concurrency=24
+    )
+
+    report = _run(op)
+
+    assert report["counts"]["succeeded"] == 30
+    assert op.hook.client.pool_size == 24
