@@ -348,6 +348,8 @@ class NonIdempotentWrites(Workload):
                 row.lost += int(times == 0)
                 continue
             row.failed += 1
+            if entry.get("record") != record:
+                row.violations.append(f"failure #{index} does not name its record: {entry.get('record')!r}")
             if entry.get("outcome_unknown"):
                 row.unknown += 1
             elif times:

@@ -65,7 +65,7 @@ def test_short_fault_soak_loses_nothing_and_does_nothing_twice(
 ) -> None:
     result = run_soak(soak_sandbox, soak_config)
 
-    _report(result, "soak_short.md")
+    print(_report(result, "soak_short.md"))  # shown with -s, or when the test fails
     _assert_nothing_lost_nothing_twice(result)
     assert result.total().records == 300 + 4 * 60
 
