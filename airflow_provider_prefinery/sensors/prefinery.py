@@ -79,6 +79,13 @@ class PrefineryBaseSensor(BaseSensorOperator):
         """The check's keyword arguments, from the rendered fields."""
         raise NotImplementedError
 
+    def check_arguments(self) -> None:
+        """Check the arguments known at DAG parse time, so a typo fails the import, not a run hours later.
+
+        :raises PrefineryInputError: naming the argument.
+        """
+        CHECKS[self.check].validate(self.criteria(), literal_only=True)
+
     @cached_property
     def hook(self) -> PrefineryHook:
         return PrefineryHook(self.prefinery_conn_id, beta_id=self.beta_id)
@@ -87,7 +94,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
     def pacer(self) -> Pacer:
         """The poll pacing, built at run time: the floor depends on the connection's rate_limit_scale."""
         if self._pacer is None:
-            floor = min_poll_interval(CHECKS[self.check][1], self.hook.rate_limit_scale)
+            floor = min_poll_interval(CHECKS[self.check].action, self.hook.rate_limit_scale)
             self._pacer = Pacer(clamp_interval(self.poke_interval, floor, self.log), floor)
             self.poke_interval = self._pacer.interval
         return self._pacer
@@ -106,9 +113,10 @@ class PrefineryBaseSensor(BaseSensorOperator):
                 check=self.check,
                 criteria=self.criteria(),
                 end_time=started + self.timeout,
-                poll_interval=self.poke_interval,
+                poll_interval=self.pacer.interval,
                 prefinery_conn_id=self.prefinery_conn_id,
                 beta_id=self.beta_id,
+                initial_wait=self.poke_interval,  # it has just checked: wait what that check asked
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + self.pacer.interval + DEFERRAL_GRACE),
@@ -161,6 +169,7 @@ class PrefineryUserSensor(PrefineryBaseSensor):
         super().__init__(**kwargs)
         self.email = email
         self.status = status
+        self.check_arguments()
 
     def criteria(self) -> dict[str, Any]:
         return {"email": self.email, "status": self.status}
@@ -201,6 +210,7 @@ class PrefineryRewardSensor(PrefineryBaseSensor):
         self.email = email
         self.descriptor = descriptor
         self.min_count = min_count
+        self.check_arguments()
 
     def criteria(self) -> dict[str, Any]:
         return {
@@ -228,6 +238,7 @@ class PrefinerySuppressionSensor(PrefineryBaseSensor):
         super().__init__(**kwargs)
         self.email = email
         self.suppressed = suppressed
+        self.check_arguments()
 
     def criteria(self) -> dict[str, Any]:
         return {"email": self.email, "suppressed": self.suppressed}

@@ -94,10 +94,6 @@ class Outcome:
     detail: str = ""
 
 
-def _same_email(item: Mapping[str, Any], email: str) -> bool:
-    return str(item.get("email", "")).lower() == email.lower()
-
-
 def flag(field: str, value: Any) -> bool:
     """A boolean argument that may arrive rendered from a template (``"True"``, ``"false"``)."""
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -105,19 +101,17 @@ def flag(field: str, value: Any) -> bool:
     return v.boolean(field, value)
 
 
-def check_user(hook: PrefineryHook, *, email: str, status: str | list[str] | None = None) -> Outcome:
+def check_user(hook: PrefineryHook, *, email: str, status: frozenset[str] | None = None) -> Outcome:
     """Done when the user with ``email`` exists and, if ``status`` is given, is in one of those statuses.
 
     :return: the user object as the value.
     """
-    v.email("email", email)
-    wanted = v.statuses("status", status, v.USER_STATUSES)
     user = hook.find_user(email)
     if user is None:
         return Outcome(False, detail=f"no user {email} yet")
     current = user.get("status")
-    if wanted is not None and current not in wanted:
-        return Outcome(False, detail=f"user {email} is {current!r}, waiting for {sorted(wanted)}")
+    if status is not None and current not in status:
+        return Outcome(False, detail=f"user {email} is {current!r}, waiting for {sorted(status)}")
     return Outcome(True, user, f"user {email} exists with status {current!r}")
 
 
@@ -139,55 +133,110 @@ def check_rewards(
     status: str = "earned",
     email: str | None = None,
     descriptor: str | None = None,
-    min_count: int | str = 1,
+    min_count: int = 1,
 ) -> Outcome:
     """Done when at least ``min_count`` rewards match.
 
     :return: every matching reward (a list of reward objects) as the value, ready for ``.expand()``.
     """
-    count = v.positive_int("min_count", min_count)
-    v.one_of("status", status, v.REWARD_STATUSES)
-    if descriptor is not None:
-        v.text("descriptor", descriptor)
     rewards = list(matching_rewards(hook, status=status, email=email, descriptor=descriptor))
     what = (
         f"{status} reward(s)"
         + (f" {descriptor!r}" if descriptor else "")
         + (f" for {email}" if email else "")
     )
-    if len(rewards) < count:
-        return Outcome(False, detail=f"{len(rewards)} of {count} {what}")
-    return Outcome(True, rewards, f"{len(rewards)} {what} (needed {count})")
+    if len(rewards) < min_count:
+        return Outcome(False, detail=f"{len(rewards)} of {min_count} {what}")
+    return Outcome(True, rewards, f"{len(rewards)} {what} (needed {min_count})")
 
 
-def check_suppression(hook: PrefineryHook, *, email: str, suppressed: bool | str = True) -> Outcome:
+def check_suppression(hook: PrefineryHook, *, email: str, suppressed: bool = True) -> Outcome:
     """Done when ``email`` is suppressed (``suppressed=True``) or no longer is (``suppressed=False``).
 
     :return: the suppression object when waiting for one, else None.
     """
-    v.email("email", email)
-    want = flag("suppressed", suppressed)
     found = hook.find_suppression(email)
     now = "suppressed" if found is not None else "not suppressed"
-    if (found is not None) != want:
+    if (found is not None) != suppressed:
         return Outcome(False, detail=f"{email} is {now}, waiting")
-    return Outcome(True, found if want else None, f"{email} is {now}")
+    return Outcome(True, found if suppressed else None, f"{email} is {now}")
 
 
-# Check name -> (function, the endpoint it polls: its documented limit paces the poll).
-CHECKS: dict[str, tuple[Callable[..., Outcome], str]] = {
-    "user": (check_user, "list_users"),
-    "rewards": (check_rewards, "list_rewards"),
-    "suppression": (check_suppression, "list_suppressions"),
+Rule = Callable[[str, Any], Any]
+
+
+def _optional(rule: Rule) -> Rule:
+    return lambda field, value: None if value is None else rule(field, value)
+
+
+def is_literal(value: Any) -> bool:
+    """True for a value known when the DAG is parsed: not a template string, not an XComArg."""
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, (list, tuple)):
+        return all(is_literal(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One sensor's condition: the rule for each argument, the endpoint it polls, and its verdict."""
+
+    verdict: Callable[..., Outcome]
+    action: str  # the endpoint polled: its documented limit paces the poll
+    rules: Mapping[str, Rule]
+
+    def validate(self, criteria: Mapping[str, Any], *, literal_only: bool = False) -> dict[str, Any]:
+        """Check and normalise the arguments (``"2"`` -> 2, ``"false"`` -> False, statuses -> a set).
+
+        :param literal_only: skip values not known yet (templates, XComArgs): the DAG-parse-time check.
+        :raises PrefineryInputError: an argument breaks its rule, or is not an argument of this check.
+        """
+        for name in criteria:
+            if name not in self.rules:
+                raise PrefineryInputError(
+                    name, "is not an argument of this sensor", allowed=sorted(self.rules)
+                )
+        return {
+            name: self.rules[name](name, value)
+            for name, value in criteria.items()
+            if not literal_only or is_literal(value)
+        }
+
+
+CHECKS: dict[str, Check] = {
+    "user": Check(
+        check_user,
+        "list_users",
+        {"email": v.email, "status": lambda f, x: v.statuses(f, x, v.USER_STATUSES)},
+    ),
+    "rewards": Check(
+        check_rewards,
+        "list_rewards",
+        {
+            "status": lambda f, x: v.one_of(f, x, v.REWARD_STATUSES),
+            "email": _optional(v.email),
+            "descriptor": _optional(v.text),
+            "min_count": v.positive_int,
+        },
+    ),
+    "suppression": Check(check_suppression, "list_suppressions", {"email": v.email, "suppressed": flag}),
 }
 
 
+def get_check(name: str) -> Check:
+    """The check called ``name``, or an input error listing the known ones."""
+    if name not in CHECKS:
+        raise PrefineryInputError("check", f"unknown check {name!r}", allowed=sorted(CHECKS))
+    return CHECKS[name]
+
+
 def run_check(hook: PrefineryHook, check: str, criteria: Mapping[str, Any]) -> tuple[Outcome, int]:
-    """Run one check (blocking); return its outcome and how many requests it sent (pages)."""
-    if check not in CHECKS:
-        raise PrefineryInputError("check", f"unknown check {check!r}", allowed=sorted(CHECKS))
+    """Validate the arguments, run one check (blocking); return its outcome and the requests it sent."""
+    chosen = get_check(check)
+    arguments = chosen.validate(criteria)
     before = hook.stats["requests"]
-    outcome = CHECKS[check][0](hook, **criteria)
+    outcome = chosen.verdict(hook, **arguments)
     return outcome, hook.stats["requests"] - before
 
 
@@ -291,6 +340,8 @@ class PrefinerySensorTrigger(BaseTrigger):
     :param poll_interval: seconds between polls (raised to :func:`min_poll_interval` if lower).
     :param prefinery_conn_id: the Prefinery connection.
     :param beta_id: the project id (default: the connection's).
+    :param initial_wait: seconds before the first poll (a sensor that has just checked passes its
+        interval, so deferring does not cost an extra request).
     """
 
     def __init__(
@@ -301,6 +352,7 @@ class PrefinerySensorTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         prefinery_conn_id: str = PrefineryHook.default_conn_name,
         beta_id: int | str | None = None,
+        initial_wait: float = 0.0,
     ) -> None:
         super().__init__()
         self.check = check
@@ -309,6 +361,7 @@ class PrefinerySensorTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.prefinery_conn_id = prefinery_conn_id
         self.beta_id = beta_id
+        self.initial_wait = float(initial_wait)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -320,6 +373,7 @@ class PrefinerySensorTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "prefinery_conn_id": self.prefinery_conn_id,
                 "beta_id": self.beta_id,
+                "initial_wait": self.initial_wait,
             },
         )
 
@@ -336,11 +390,12 @@ class PrefinerySensorTrigger(BaseTrigger):
         yield event
 
     async def _wait(self, hook: PrefineryHook) -> TriggerEvent:
-        if self.check not in CHECKS:
-            raise PrefineryInputError("check", f"unknown check {self.check!r}", allowed=sorted(CHECKS))
-        floor = min_poll_interval(CHECKS[self.check][1], hook.rate_limit_scale)  # no I/O: conn is loaded
+        floor = min_poll_interval(
+            get_check(self.check).action, hook.rate_limit_scale
+        )  # no I/O: conn is loaded
         pacer = Pacer(clamp_interval(self.poll_interval, floor, self.log), floor)
         last = "no poll finished"
+        await asyncio.sleep(max(0.0, min(self.initial_wait, self.end_time - time.time())))
         while True:
             try:
                 outcome, requests = await asyncio.to_thread(run_check, hook, self.check, self.criteria)

@@ -104,9 +104,21 @@ def test_every_argument_is_templated() -> None:
     assert set(PrefinerySuppressionSensor.template_fields) == common | {"email", "suppressed"}
 
 
-def test_bad_input_fails_the_poke_naming_the_field(sbx: Any) -> None:
+def test_a_bad_literal_argument_fails_when_the_dag_is_parsed() -> None:
     with pytest.raises(PrefineryInputError, match="status"):
-        make(PrefineryRewardSensor, status="pending").poke({})
+        make(PrefineryRewardSensor, status="pending")
+    with pytest.raises(PrefineryInputError, match="min_count"):
+        make(PrefineryRewardSensor, min_count=0)
+    with pytest.raises(PrefineryInputError, match="email"):
+        make(PrefineryUserSensor, email="not-an-address")
+    make(PrefineryUserSensor, email="{{ params.email }}", status="{{ params.status }}")  # checked at run time
+
+
+def test_a_bad_rendered_argument_fails_the_poke_before_any_request(sbx: Any) -> None:
+    sensor = make(PrefinerySuppressionSensor, email="{{ params.email }}")
+    sensor.email = "rendered but wrong"  # what a template could produce
+    with pytest.raises(PrefineryInputError, match="email"):
+        sensor.poke({})
     assert sbx.control.count(api="prefinery") == 0
 
 
@@ -156,6 +168,7 @@ def test_deferrable_sensor_checks_once_then_defers_to_a_serialisable_trigger(sbx
         "min_count": 1,
     }
     assert abs(kwargs["end_time"] - (time.time() + 600)) < 5
+    assert kwargs["poll_interval"] == kwargs["initial_wait"] == pytest.approx(0.1)  # no poll right away
     assert sbx.control.count(endpoint="list_rewards") == 1
 
 

@@ -77,6 +77,18 @@ async def test_sensor_trigger_yields_success_with_the_rewards_once_one_is_earned
     assert sbx.control.count(endpoint="list_rewards") == 3  # two reads not yet, the third sees it
 
 
+async def test_sensor_trigger_waits_initial_wait_before_its_first_poll(sbx: Any) -> None:
+    user = active_user(sbx)
+    trigger = PrefinerySensorTrigger(
+        "user", {"email": user["email"]}, time.time() + 10, 0.1, initial_wait=0.6
+    )
+    started = time.monotonic()
+    event = await first_event(trigger)
+    assert event.payload["status"] == "success"
+    assert time.monotonic() - started >= 0.6
+    assert sbx.control.count(endpoint="list_users") == 1
+
+
 async def test_sensor_trigger_yields_timeout_when_the_deadline_passes(sbx: Any) -> None:
     trigger = PrefinerySensorTrigger(
         "user", {"email": "nobody.ever@example.com"}, time.time() + 0.5, poll_interval=0.1
