@@ -14,6 +14,7 @@ PACKAGE = "airflow_provider_prefinery"
 
 PREFINERY_CONNECTION: dict[str, Any] = {
     "connection-type": "prefinery",
+    "hook-name": "Prefinery",
     "hook-class-name": f"{PACKAGE}.hooks.prefinery.PrefineryHook",
     "ui-field-behaviour": {
         "hidden-fields": ["login", "schema", "port"],
@@ -36,6 +37,7 @@ PREFINERY_CONNECTION: dict[str, Any] = {
 
 MAILCHIMP_CONNECTION: dict[str, Any] = {
     "connection-type": "mailchimp",
+    "hook-name": "Mailchimp",
     "hook-class-name": f"{PACKAGE}.hooks.mailchimp.MailchimpHook",
     "ui-field-behaviour": {
         "hidden-fields": ["login", "schema", "port"],
@@ -56,6 +58,7 @@ MAILCHIMP_CONNECTION: dict[str, Any] = {
 
 PIGGY_CONNECTION: dict[str, Any] = {
     "connection-type": "piggy",
+    "hook-name": "Piggy",
     "hook-class-name": f"{PACKAGE}.hooks.piggy.PiggyHook",
     "ui-field-behaviour": {
         "hidden-fields": ["login", "schema", "port"],
@@ -82,7 +85,11 @@ PIGGY_CONNECTION: dict[str, Any] = {
 CONNECTION_TYPES: list[dict[str, Any]] = [PREFINERY_CONNECTION, MAILCHIMP_CONNECTION, PIGGY_CONNECTION]
 
 INTEGRATIONS = [
-    {"integration-name": "Prefinery", "external-doc-url": "https://www.prefinery.com/api", "tags": ["service"]},
+    {
+        "integration-name": "Prefinery",
+        "external-doc-url": "https://www.prefinery.com/api",
+        "tags": ["service"],
+    },
     {
         "integration-name": "Mailchimp",
         "external-doc-url": "https://mailchimp.com/developer/marketing/api/list-members/",

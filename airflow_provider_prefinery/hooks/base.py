@@ -9,7 +9,11 @@ from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
-from airflow_provider_prefinery.exceptions import PrefineryInputError
+from airflow_provider_prefinery.exceptions import (
+    PrefineryConnectionError,
+    PrefineryError,
+    PrefineryInputError,
+)
 from airflow_provider_prefinery.hooks.rest import RestClient, RetryPolicy, Timeouts
 
 
@@ -123,6 +127,23 @@ class ApiHook(BaseHook):
     @cached_property
     def client(self) -> RestClient:
         return self.build_client()
+
+    def test_failure_message(self, err: PrefineryError) -> str:
+        """The Test button's message for a failed check: an unreachable host names the origin that was
+        tried (without user info), every other error reads as raised (it never holds the key).
+
+        :param err: what the check raised.
+        :return: one line for the user.
+        """
+        if not isinstance(err, PrefineryConnectionError):
+            return str(err)
+        parts = urlsplit(base_url(self.connection.host, self.connection.port, self.default_host, service=""))
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        where = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+        return (
+            f"Cannot reach {self.service} at {where}: {err.message}. "
+            f"Check the API Base URL of connection {self.conn_id!r}."
+        )
 
     def get_conn(self) -> RestClient:
         return self.client

@@ -269,4 +269,4 @@ class MailchimpHook(ApiHook):
         except PrefineryNotFoundError:
             return False, f"Mailchimp audience {self.extra.get('list_id')!r} not found ({self.conn_id!r})"
         except PrefineryError as err:
-            return False, str(err)
+            return False, self.test_failure_message(err)

@@ -542,7 +542,7 @@ class PiggyHook(ApiHook):
             )
             automations = list(quick.list_automations())
         except PrefineryError as err:
-            return False, str(err)
+            return False, self.test_failure_message(err)
         startable = sum(1 for item in automations if is_startable(item))
         how = f"as OAuth client {self.oauth_client[0]!r}" if self.oauth_client else "with a token"
         return True, (

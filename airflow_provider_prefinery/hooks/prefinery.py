@@ -609,4 +609,4 @@ class PrefineryHook(ApiHook):
             beta = self._beta_id or self.extra.get("beta_id")
             return False, f"Prefinery project {beta} not found: check the API Beta ID of {self.conn_id!r}"
         except PrefineryError as err:
-            return False, str(err)
+            return False, self.test_failure_message(err)
