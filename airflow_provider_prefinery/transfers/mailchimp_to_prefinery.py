@@ -2,8 +2,11 @@
 
 Plan, then apply. The plan is pure (``mailchimp_plan.py``): members changed in the window become
 create / update / suppress / unchanged / skip actions by a configurable mapping. Applying sends only the
-writes, through ``PrefineryHook`` and the batch machinery of ``operators/base.py`` (bounded concurrency,
-every failure kept and reported, progress lines), in chunks so memory stays flat for any audience size.
+writes, through ``PrefineryHook``, streamed through the core's ``bounded_map`` with the batch pieces of
+``operators/base.py`` (``Outcome``, ``describe_error``, ``Progress``): bounded concurrency, every failure
+kept and reported, progress lines. Writes start with the first Mailchimp page and memory stays flat for
+any audience size. (``run_batch`` itself is not used: it validates a whole batch before the first call,
+so it holds its input, and each batch would drain before the next starts.)
 
 Finding a member's Prefinery user id (the id-index design)
 ----------------------------------------------------------
@@ -38,7 +41,6 @@ and the user is looked up).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import queue
 import threading
 import time
@@ -56,13 +58,8 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryNotFoundError,
     PrefineryValidationError,
 )
-from airflow_provider_prefinery.operators.base import (
-    BatchResult,
-    Outcome,
-    check_option,
-    describe_error,
-    run_batch,
-)
+from airflow_provider_prefinery.hooks.rest import bounded_map
+from airflow_provider_prefinery.operators.base import Outcome, Progress, check_option, describe_error
 from airflow_provider_prefinery.transfers.mailchimp_plan import (
     DEFAULT_MERGE_FIELDS,
     DEFAULT_STATUS_ACTIONS,
@@ -183,12 +180,6 @@ def prefetch(items: Iterable[Any], depth: int = 1000) -> Iterator[Any]:
         stop.set()
 
 
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
 def as_datetime(name: str, value: Any) -> datetime | None:
     """A window bound from an argument or the context: datetime, ISO text (a rendered template) or empty."""
     if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
@@ -209,7 +200,7 @@ def _iso(value: datetime | None) -> str | None:
 class Applier:
     """Send one planned action to Prefinery, with the fallbacks that keep a stale index harmless.
 
-    Thread-safe: it runs in ``run_batch``'s workers. Records what Prefinery now holds in the index and
+    Thread-safe: it runs in ``bounded_map``'s workers. Records what Prefinery now holds in the index and
     counts calls by kind.
     """
 
@@ -336,7 +327,6 @@ class MailchimpToPrefineryOperator(BaseOperator):
     :param index_rebuild: ``"listing"`` (default): rebuild a missing or stale index with one paged listing
         of users and suppressions; ``"lazy"``: never list, learn ids as members change.
     :param index_max_age: rebuild an index older than this (timedelta or seconds; None: never by age).
-    :param chunk_size: writes handed to the batch runner at a time (memory stays flat).
     :param progress_interval: seconds between progress log lines.
     :return: ``{"counts": {created, updated, suppressed, unchanged, skipped, failed}, "requests": ...,
         "window": ..., "index": ..., "failed": [...], ...}`` (JSON).
@@ -372,7 +362,6 @@ class MailchimpToPrefineryOperator(BaseOperator):
         index_variable: str | None = DEFAULT_INDEX_VARIABLE,
         index_rebuild: IndexRebuild = "listing",
         index_max_age: timedelta | float | None = timedelta(days=7),
-        chunk_size: int = 5000,
         progress_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
@@ -399,7 +388,6 @@ class MailchimpToPrefineryOperator(BaseOperator):
         if isinstance(index_max_age, (int, float)):
             index_max_age = timedelta(seconds=index_max_age)
         self.index_max_age = index_max_age
-        self.chunk_size = max(1, int(chunk_size))
         self.progress_interval = float(progress_interval)
 
     # ------------------------------------------------------------------ hooks and resolved settings
@@ -407,9 +395,12 @@ class MailchimpToPrefineryOperator(BaseOperator):
     def prefinery(self) -> Any:
         from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 
-        return PrefineryHook(
+        hook = PrefineryHook(
             self.prefinery_conn_id, beta_id=self.beta_id, write_rate_limit=self.write_rate_limit
         )
+        # One pooled connection per worker thread, else urllib3 discards and reconnects under load.
+        hook.client.pool_size = max(hook.client.pool_size, self.max_concurrency)
+        return hook
 
     @cached_property
     def mailchimp(self) -> Any:
@@ -468,7 +459,10 @@ class MailchimpToPrefineryOperator(BaseOperator):
         cost = self.prefinery.stats["requests"] - before
         self.log.info("Id index rebuilt: %d e-mails from %d requests in %.1f s",
                       len(index), cost, time.monotonic() - start)  # fmt: skip
-        report.update(rebuilt=True, entries=len(index), rebuild_requests=cost, reason=reason)
+        seconds = round(time.monotonic() - start, 3)
+        report.update(
+            rebuilt=True, entries=len(index), rebuild_requests=cost, rebuild_seconds=seconds, reason=reason
+        )
         return index, report
 
     def _stale_reason(self, index: IdIndex | None, scope: str) -> str | None:
@@ -541,38 +535,42 @@ class MailchimpToPrefineryOperator(BaseOperator):
             self.log.info("plan: ... and %d more writes", logged - DRY_RUN_LOG_LINES)
 
     def _apply(self, actions: Iterable[Action], applier: Applier, tally: _Tally) -> None:
+        """Send every write, streaming; a newer duplicate waits until the earlier writes are done."""
         deferred: list[Action] = []
 
         def writes() -> Iterator[Action]:
             for action in actions:
-                if action.supersedes and action.kind in WRITES:
-                    deferred.append(action)  # a newer duplicate: after the earlier write finished
-                    continue
-                if action.kind in WRITES:
-                    yield action
-                else:
+                if action.kind not in WRITES:
                     tally.planned(action)
+                elif action.supersedes:
+                    deferred.append(action)
+                else:
+                    yield action
 
-        for number, chunk in enumerate(chunked(writes(), self.chunk_size), start=1):
-            tally.add(self._run_chunk(chunk, applier, f"sync writes #{number}"))
+        self._stream(writes(), applier, tally, "sync writes")
         if deferred:
-            tally.add(self._run_chunk(deferred, applier, "sync writes (newer duplicates)"))
+            self._stream(iter(deferred), applier, tally, "sync writes (newer duplicates)")
 
-    def _run_chunk(
-        self, chunk: list[Action], applier: Applier, label: str
-    ) -> tuple[list[Action], BatchResult]:
-        result = run_batch(
-            chunk,
-            applier,
-            max_concurrency=self.max_concurrency,
-            fail_on_error=self.fail_on_error,
-            return_records=True,
+    def _stream(self, writes: Iterator[Action], applier: Applier, tally: _Tally, label: str) -> None:
+        """Apply writes with at most ``max_concurrency`` in flight; count each, log failures and progress."""
+        with Progress(
+            None,
             label=label,
             logger=self.log,
-            progress_interval=self.progress_interval,
+            interval=self.progress_interval,
             request_count=lambda: self.prefinery.stats["requests"],
-        )
-        return chunk, result
+        ) as progress:
+            for _, action, outcome, error in bounded_map(applier, writes, max_workers=self.max_concurrency):
+                if error is not None:
+                    entry = tally.fail(action, error)
+                    self.log.error("%s: %s: %s", label, action.email, entry["message"])
+                else:
+                    tally.counts[outcome.value] += 1
+                    if outcome.note:
+                        self.log.info("%s: %s", label, outcome.note)
+                progress.record(failed=error is not None)
+            if progress.done:
+                self.log.info("%s", progress.line())
 
     def _report(
         self,
@@ -605,7 +603,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
             "index": {**index_report, "entries": len(index)},
             "dry_run": self.dry_run,
             "seconds": round(time.monotonic() - started, 3),
-            "failed": tally.failures[:MAX_FAILURES_IN_XCOM],
+            "failed": tally.failures,
         }
 
 
@@ -624,29 +622,20 @@ class _Tally:
         """Count an action that needs no request (or, in a dry run, the write it would make)."""
         planned = {"create": "created", "update": "updated", "suppress": "suppressed"}
         if action.kind == "invalid":
-            error = PrefineryInputError("email_address", action.reason or "invalid")
-            self._fail(action, error)
+            self.fail(action, PrefineryInputError("email_address", action.reason or "invalid"))
         elif action.kind == "skip":
             self.counts["skipped"] += 1
         else:
             self.counts[planned.get(action.kind, action.kind)] += 1
 
-    def add(self, batch: tuple[list[Action], BatchResult]) -> None:
-        chunk, result = batch
-        for value in result.results or []:
-            if value is not None:
-                self.counts[value] += 1
-        for entry in result.failed:
-            entry["record"] = chunk[entry["index"]].summary()
-            entry.pop("index", None)
-            self.counts["failed"] += 1
-            self.failures.append(entry)
-
-    def _fail(self, action: Action, error: PrefineryError) -> None:
+    def fail(self, action: Action, error: BaseException) -> dict[str, Any]:
+        """Keep a failed member as a JSON entry (error class, status, code, message, the member)."""
         entry = describe_error(0, action.summary(), error)
         entry.pop("index", None)
         self.counts["failed"] += 1
-        self.failures.append(entry)
+        if len(self.failures) < MAX_FAILURES_IN_XCOM:  # every failure is logged; the report keeps the first
+            self.failures.append(entry)
+        return entry
 
 
 class SyncFailedError(PrefineryError):
