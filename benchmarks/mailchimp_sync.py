@@ -184,10 +184,7 @@ class MemoryStore:
         return IdIndex.decode(self.text) if self.text else None
 
     def save(self, index: Any) -> None:
-        current = None if index.meta.get("rebuilt_now") else self.load()
-        merged = index.merged(current) if current is not None else index.merged()
-        merged.meta.pop("rebuilt_now", None)
-        self.text = merged.encode()
+        self.text = index.for_saving(self.load()).encode()
 
 
 def sync(store: MemoryStore | None, since: datetime, before: datetime, **kwargs: Any) -> dict[str, Any]:

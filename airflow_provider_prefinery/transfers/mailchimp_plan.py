@@ -245,6 +245,19 @@ class IdIndex:
         meta = {**base.meta, **self.meta}
         return IdIndex.from_entries(rows, meta)
 
+    def for_saving(self, stored: IdIndex | None) -> IdIndex:
+        """What to store: this run's changes on top of the ``stored`` copy read back just now.
+
+        A freshly rebuilt index replaces what is stored; a stored copy of another scope (host and project)
+        is dropped rather than merged.
+        """
+        fresh = bool(self.meta.get("rebuilt_now"))
+        if stored is None or fresh or stored.meta.get("scope") != self.meta.get("scope"):
+            stored = None
+        merged = self.merged(stored)
+        merged.meta.pop("rebuilt_now", None)
+        return merged
+
     # ---- storage ----
     def encode(self) -> str:
         """Serialise (with this run's changes folded in) to one compact JSON string."""

@@ -69,7 +69,6 @@ from airflow_provider_prefinery.transfers.mailchimp_plan import (
     IdIndex,
     Planner,
     SyncRules,
-    email_key,
     index_rows_from_prefinery,
     parse_time,
     user_digest,
@@ -108,21 +107,16 @@ class VariableIndexStore:
     def load(self) -> IdIndex | None:
         from airflow.providers.common.compat.sdk import Variable
 
-        text = Variable.get(self.name, default=None)
+        text = Variable.get(self.name, None)  # positional: "default" on Airflow 3, "default_var" on 2
         return IdIndex.decode(text) if text else None
 
     def save(self, index: IdIndex) -> None:
         """Merge this run's changes into the value stored now (another run may have saved meanwhile)."""
         from airflow.providers.common.compat.sdk import Variable
 
-        current = self.load() if not index.meta.get("rebuilt_now") else None
-        if current is not None and current.meta.get("scope") != index.meta.get("scope"):
-            current = None
-        merged = index.merged(current) if current is not None else index.merged()
-        merged.meta.pop("rebuilt_now", None)
         Variable.set(
             self.name,
-            merged.encode(),
+            index.for_saving(self.load()).encode(),
             description="Prefinery user ids by e-mail fingerprint, kept by MailchimpToPrefineryOperator. "
             "Delete it to force a rebuild.",
         )
@@ -151,20 +145,23 @@ def prefetch(items: Iterable[Any], depth: int = 1000) -> Iterator[Any]:
     box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
+    def offer(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                box.put((kind, value), timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put(("item", item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer("item", item):
                     return
-            box.put(("end", None))
+            offer("end", None)
         except BaseException as exc:  # handed to the consumer
-            box.put(("error", exc))
+            offer("error", exc)
 
     thread = threading.Thread(target=produce, name="mailchimp-prefetch", daemon=True)
     thread.start()
@@ -456,10 +453,8 @@ class MailchimpToPrefineryOperator(BaseOperator):
         rows = index_rows_from_prefinery(users, suppressions, self.rules)
         meta = {"scope": scope, "built_at": time.time(), "rebuilt_now": True}
         index = IdIndex.from_entries(rows, meta)
-        cost = self.prefinery.stats["requests"] - before
-        self.log.info("Id index rebuilt: %d e-mails from %d requests in %.1f s",
-                      len(index), cost, time.monotonic() - start)  # fmt: skip
-        seconds = round(time.monotonic() - start, 3)
+        cost, seconds = self.prefinery.stats["requests"] - before, round(time.monotonic() - start, 3)
+        self.log.info("Id index rebuilt: %d e-mails from %d requests in %.1f s", len(index), cost, seconds)
         report.update(
             rebuilt=True, entries=len(index), rebuild_requests=cost, rebuild_seconds=seconds, reason=reason
         )
@@ -657,4 +652,4 @@ class SyncFailedError(PrefineryError):
         return (type(self), (self.report,))
 
 
-__all__ = ["MailchimpToPrefineryOperator", "SyncFailedError", "email_key"]
+__all__ = ["MailchimpToPrefineryOperator", "SyncFailedError"]

@@ -44,10 +44,7 @@ class MemoryStore:
         return IdIndex.decode(self.text) if self.text else None
 
     def save(self, index: IdIndex) -> None:
-        current = None if index.meta.get("rebuilt_now") else self.load()
-        merged = index.merged(current) if current is not None else index.merged()
-        merged.meta.pop("rebuilt_now", None)
-        self.text = merged.encode()
+        self.text = index.for_saving(self.load()).encode()
         self.saves += 1
 
 

@@ -279,3 +279,18 @@ def test_index_rows_from_a_listing_give_users_their_digest_and_suppressions_win(
     assert index.get(email_key("ada@example.com")) == (5, user_digest(ADA))
     assert index.get(email_key("bo@x.io")) == (6, SUPPRESSED_DIGEST)
     assert index.get(email_key("cy@x.io")) == (0, SUPPRESSED_DIGEST)
+
+
+def test_saving_merges_into_the_stored_copy_unless_rebuilt_or_of_another_project() -> None:
+    a, b = email_key("a@x.io"), email_key("b@x.io")
+    stored = IdIndex.from_entries([(a, 1, 10)], {"scope": "p1", "built_at": 1.0})
+    mine = IdIndex(meta={"scope": "p1", "built_at": 1.0})
+    mine.set(b, 2, 20)
+    kept = mine.for_saving(stored)
+    assert (kept.get(a), kept.get(b)) == ((1, 10), (2, 20))
+    other_project = IdIndex.from_entries([(a, 1, 10)], {"scope": "p2"})
+    assert mine.for_saving(other_project).get(a) is None
+    rebuilt = IdIndex.from_entries([(b, 2, 20)], {"scope": "p1", "built_at": 2.0, "rebuilt_now": True})
+    saved = rebuilt.for_saving(stored)
+    assert saved.get(a) is None and saved.get(b) == (2, 20)
+    assert saved.meta == {"scope": "p1", "built_at": 2.0}
