@@ -129,21 +129,23 @@ class ApiHook(BaseHook):
         return self.build_client()
 
     def test_failure_message(self, err: PrefineryError) -> str:
-        """The Test button's message for a failed check: an unreachable host names the origin that was
-        tried (without user info), every other error reads as raised (it never holds the key).
+        """The Test button's message for a failed check, phrased for the form being tested.
+
+        It names no connection id: Airflow's Test button hands the hook a random transient id, not the one
+        on screen. An unreachable host names the origin tried (without user info); other errors read as
+        raised (they never hold the key).
 
         :param err: what the check raised.
         :return: one line for the user.
         """
-        if not isinstance(err, PrefineryConnectionError):
-            return str(err)
-        parts = urlsplit(base_url(self.connection.host, self.connection.port, self.default_host, service=""))
-        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-        where = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-        return (
-            f"Cannot reach {self.service} at {where}: {err.message}. "
-            f"Check the API Base URL of connection {self.conn_id!r}."
-        )
+        if isinstance(err, PrefineryConnectionError):
+            origin = base_url(self.connection.host, self.connection.port, self.default_host, service="")
+            parts = urlsplit(origin)
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            where = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+            return f"Cannot reach {self.service} at {where}: {err.message}. Check the API Base URL."
+        named = f"connection {self.conn_id!r}"
+        return str(err).replace(f" of {named}", "").replace(named, "the connection")
 
     def get_conn(self) -> RestClient:
         return self.client

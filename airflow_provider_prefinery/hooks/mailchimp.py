@@ -267,6 +267,6 @@ class MailchimpHook(ApiHook):
             names = ", ".join(f"'{a.get('name')}' (id {a.get('id')})" for a in found) or "none"
             return True, f"Connected to Mailchimp; no Audience ID set. Audiences visible: {names}"
         except PrefineryNotFoundError:
-            return False, f"Mailchimp audience {self.extra.get('list_id')!r} not found ({self.conn_id!r})"
+            return False, f"Mailchimp audience {self.extra.get('list_id')!r} not found: check the Audience ID"
         except PrefineryError as err:
             return False, self.test_failure_message(err)

@@ -607,6 +607,6 @@ class PrefineryHook(ApiHook):
             return True, f"Connected to Prefinery; no API Beta ID set. Projects visible: {names}"
         except PrefineryNotFoundError:
             beta = self._beta_id or self.extra.get("beta_id")
-            return False, f"Prefinery project {beta} not found: check the API Beta ID of {self.conn_id!r}"
+            return False, f"Prefinery project {beta} not found: check the API Beta ID"
         except PrefineryError as err:
             return False, self.test_failure_message(err)

@@ -82,20 +82,19 @@ def test_prefinery_beta_id_typed_as_text_in_the_form_still_works(conn) -> None:
     assert ok is True, message
 
 
-def test_prefinery_wrong_key_says_the_key_is_invalid_and_names_the_connection(conn) -> None:
+def test_prefinery_wrong_key_says_the_key_is_invalid(conn) -> None:
     ok, message, _ = _test(PrefineryHook(conn("prefinery", key=WRONG_KEY, beta_id=DEMO_BETA_ID)))
-    assert ok is False
-    assert "HTTP 401" in message
-    assert "invalid API key" in message
-    assert "'tc_prefinery'" in message
-    assert WRONG_KEY not in message
+    assert (ok, message) == (
+        False,
+        "Prefinery GET betas/1001.json, HTTP 401, code 401: missing or invalid API key (check the API key)",
+    )
 
 
 def test_prefinery_unknown_project_points_at_the_beta_id(conn) -> None:
     ok, message, _ = _test(PrefineryHook(conn("prefinery", beta_id=987654)))
     assert (ok, message) == (
         False,
-        "Prefinery project 987654 not found: check the API Beta ID of 'tc_prefinery'",
+        "Prefinery project 987654 not found: check the API Beta ID",
     )
 
 
@@ -103,7 +102,7 @@ def test_prefinery_unreachable_host_names_the_url_and_answers_within_seconds(con
     ok, message, took = _test(PrefineryHook(conn("prefinery", host=dead_origin, beta_id=DEMO_BETA_ID)))
     assert ok is False
     assert message.startswith(f"Cannot reach Prefinery at {dead_origin}: could not connect")
-    assert message.endswith("Check the API Base URL of connection 'tc_prefinery'.")
+    assert message.endswith(". Check the API Base URL.")
     assert took < 5.0
 
 
@@ -135,7 +134,7 @@ def test_prefinery_empty_key_fails_before_any_request(conn, sandbox) -> None:
     ok, message, _ = _test(PrefineryHook(conn("prefinery", key=None, beta_id=DEMO_BETA_ID)))
     assert (ok, message) == (
         False,
-        "Invalid Prefinery input: password: connection 'tc_prefinery' has no API key",
+        "Invalid Prefinery input: password: the connection has no API key",
     )
     assert sandbox.control.count(api="prefinery") == 0
 
@@ -166,13 +165,13 @@ def test_mailchimp_wrong_key_says_the_key_is_invalid(conn) -> None:
     ok, message, _ = _test(MailchimpHook(conn("mailchimp", key=WRONG_KEY, list_id=DEMO_LIST_ID)))
     assert ok is False
     assert "HTTP 401" in message
-    assert "'tc_mailchimp'" in message
+    assert message.endswith("(check the API key)")
     assert WRONG_KEY not in message
 
 
 def test_mailchimp_unknown_audience_points_at_the_audience_id(conn) -> None:
     ok, message, _ = _test(MailchimpHook(conn("mailchimp", list_id="0000000000")))
-    assert (ok, message) == (False, "Mailchimp audience '0000000000' not found ('tc_mailchimp')")
+    assert (ok, message) == (False, "Mailchimp audience '0000000000' not found: check the Audience ID")
 
 
 def test_mailchimp_unreachable_host_names_the_url(conn, dead_origin) -> None:
@@ -217,12 +216,18 @@ def test_piggy_no_token_and_no_client_says_what_to_fill(conn) -> None:
     ("hook_cls", "conn_type"),
     [(PrefineryHook, "prefinery"), (MailchimpHook, "mailchimp"), (PiggyHook, "piggy")],
 )
-def test_the_key_never_appears_in_any_test_message(conn, sandbox, dead_origin, hook_cls, conn_type) -> None:
+def test_failure_messages_show_neither_the_key_nor_the_connection_id(
+    conn, sandbox, dead_origin, hook_cls, conn_type
+) -> None:
+    """Airflow's Test button tests a copy under a random id, so naming the id would only mislead."""
     sandbox.control.set_key(NO_READ_KEY, permissions=[])
-    messages = [
-        _test(hook_cls(conn(conn_type, key=key, host=host, beta_id=DEMO_BETA_ID)))[1]
-        for key, host in ((WRONG_KEY, None), (NO_READ_KEY, None), (WRONG_KEY, dead_origin))
+    cases = ((WRONG_KEY, None), (NO_READ_KEY, None), (WRONG_KEY, dead_origin), (None, None))
+    results = [
+        _test(hook_cls(conn(conn_type, key=key, host=host, beta_id=DEMO_BETA_ID, list_id="0000000000")))
+        for key, host in cases
     ]
-    for message in messages:
+    assert [ok for ok, _, _ in results].count(False) >= 3  # Piggy's sandbox ignores Prefinery key rights
+    for _, message, _ in results:
         assert WRONG_KEY not in message
         assert NO_READ_KEY not in message
+        assert f"tc_{conn_type}" not in message
