@@ -150,13 +150,10 @@ def airflow_ui(e2e_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     (home / "dags").mkdir()
     (home / "passwords.json").write_text(f'{{"{ADMIN_USER}": "{ADMIN_PASSWORD}"}}')
     env = server_env(home)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    migrate = [sys.executable, "-m", "airflow", "db", "migrate"]
+    migrated = subprocess.run(migrate, env=env, capture_output=True, text=True, timeout=180)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed ({migrated.returncode}):\n{migrated.stderr[-3000:]}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -204,7 +201,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context per test; a screenshot lands in artifacts/e2e/ when the test fails."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(45_000)  # ms: generous, the machine may be busy
     try:
         yield tab
     finally:
