@@ -58,11 +58,13 @@ print(json.dumps({
 
 # ------------------------------------------------------------------------------------------------ helpers
 def sign_in(page: Any, ui: AirflowUI) -> None:
-    """Open Admin > Connections; the SimpleAuthManager login page comes first."""
-    page.goto(f"{ui.url}/connections")
+    """Sign in on SimpleAuthManager's login page, then open Admin > Connections from the side menu."""
+    page.goto(ui.url)
     page.get_by_label("Username").fill(ui.user)
     page.get_by_label("Password").fill(ui.password)
     page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Admin").click()
+    page.get_by_role("menuitem", name="Connections").click()
     page.get_by_role("button", name="Add Connection").wait_for()
 
 
