@@ -288,9 +288,9 @@ def run_sync_phases(tmp: Path, log: Path, args: argparse.Namespace) -> dict[str,
         sb.control.set_rate_limit("prefinery", "write", WRITE_LIMIT)
         connect(sb.url, DEFAULT_API_KEY, args.scale)
         store = MemoryStore()
-        concurrency = max(
-            10, int(write_limit * LATENCY_MS / 1000 * 2.5)
-        )  # in flight: the limit x latency x 2.5
+        # Workers: the limit x latency (what must be in flight) x 1.4. More only add threads that wake on
+        # every token and lose it (the pacing then runs late); fewer cannot keep the limit busy.
+        concurrency = max(10, round(write_limit * LATENCY_MS / 1000 * 1.4))
         with logged_to(log):
             cold = sync(store, W1, W2, max_concurrency=concurrency)
         change_for_steady_state(sb.control, args.changed)
