@@ -26,7 +26,9 @@ def wall(code: str) -> float:
 
 
 def hook_cumulative_us() -> int:
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", WITH_HOOK], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", WITH_HOOK], capture_output=True, text=True
+    )
     for line in out.stderr.splitlines():
         match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)$", line)
         if match and match.group(3) == MODULE:
