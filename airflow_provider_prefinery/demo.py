@@ -222,7 +222,7 @@ def run(out: TextIO = sys.stdout) -> int:
 
         at = min(datetime.now(timezone.utc), hour + timedelta(minutes=59, seconds=59))
         done = change_audience(control, at)
-        say("Audience activity in the next hour (through the sandbox's control API): "
+        say("Next hour's audience activity (sandbox control API): "
             + ", ".join(f"{count} {what}" for what, count in done.items()))  # fmt: skip
         say()
 
