@@ -58,6 +58,7 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryNotFoundError,
     PrefineryValidationError,
 )
+from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_SUPPRESSION, DUPLICATE_USER, PrefineryHook
 from airflow_provider_prefinery.hooks.rest import bounded_map
 from airflow_provider_prefinery.operators.base import Outcome, Progress, check_option, describe_error
 from airflow_provider_prefinery.transfers.mailchimp_plan import (
@@ -76,8 +77,6 @@ from airflow_provider_prefinery.transfers.mailchimp_plan import (
 
 COUNT_KEYS = ("created", "updated", "suppressed", "unchanged", "skipped", "failed")
 DEFAULT_INDEX_VARIABLE = "prefinery_id_index_{beta_id}"
-DUPLICATE_USER = 2310
-DUPLICATE_SUPPRESSION = 2702
 MAX_FAILURES_IN_XCOM = 100
 DRY_RUN_LOG_LINES = 100
 WINDOW_OVERLAP = timedelta(seconds=1)  # asked of Mailchimp on top of the window, then cut exactly here
@@ -390,8 +389,6 @@ class MailchimpToPrefineryOperator(BaseOperator):
     # ------------------------------------------------------------------ hooks and resolved settings
     @cached_property
     def prefinery(self) -> Any:
-        from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
-
         hook = PrefineryHook(
             self.prefinery_conn_id, beta_id=self.beta_id, write_rate_limit=self.write_rate_limit
         )
