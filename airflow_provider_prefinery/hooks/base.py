@@ -76,6 +76,26 @@ class ApiHook(BaseHook):
         self._timeouts = timeouts
         self._connection = connection
 
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead).
+
+        :return: the ``ui-field-behaviour`` declared for :attr:`conn_type` in ``provider_info``.
+        """
+        from airflow_provider_prefinery.provider_info import connection_type
+
+        return connection_type(cls.conn_type)["ui-field-behaviour"]
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Airflow 2 extra form fields; wtforms is imported only then because Airflow 3 lacks it.
+
+        :return: field name -> wtforms field, built from the ``conn-fields`` of :attr:`conn_type`.
+        """
+        from airflow_provider_prefinery.provider_info import legacy_widgets
+
+        return legacy_widgets(cls.conn_type)
+
     @cached_property
     def connection(self) -> Any:
         return self._connection if self._connection is not None else self.get_connection(self.conn_id)

@@ -114,20 +114,6 @@ class MailchimpHook(ApiHook):
         self.page_size = int(page_size)
 
     # ------------------------------------------------------------------ connection and plumbing
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead)."""
-        from airflow_provider_prefinery.provider_info import MAILCHIMP_CONNECTION
-
-        return MAILCHIMP_CONNECTION["ui-field-behaviour"]
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Airflow 2 extra form fields; wtforms is imported here because Airflow 3 lacks it."""
-        from airflow_provider_prefinery.provider_info import legacy_widgets
-
-        return legacy_widgets("mailchimp")
-
     @cached_property
     def client(self) -> RestClient:  # type: ignore[override]
         """The REST client: Basic auth with the key as password, origin from the host or the key's dc."""

@@ -340,20 +340,6 @@ class PiggyHook(ApiHook):
         self._build_lock = threading.Lock()
 
     # ------------------------------------------------------------------ connection and plumbing
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead)."""
-        from airflow_provider_prefinery.provider_info import PIGGY_CONNECTION
-
-        return PIGGY_CONNECTION["ui-field-behaviour"]
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Airflow 2 extra form fields; wtforms is imported here because Airflow 3 lacks it."""
-        from airflow_provider_prefinery.provider_info import legacy_widgets
-
-        return legacy_widgets("piggy")
-
     @cached_property
     def oauth_client(self) -> tuple[str, str] | None:
         """``(client_id, client_secret)`` when the connection authenticates as an OAuth client, else None.

@@ -198,20 +198,6 @@ class PrefineryHook(ApiHook):
         self._rate_limit_scale = rate_limit_scale
 
     # ------------------------------------------------------------------ connection and plumbing
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Airflow 2 form behaviour (Airflow >= 3.2 reads ``get_provider_info()`` instead)."""
-        from airflow_provider_prefinery.provider_info import PREFINERY_CONNECTION
-
-        return PREFINERY_CONNECTION["ui-field-behaviour"]
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Airflow 2 extra form fields; wtforms is imported here because Airflow 3 lacks it."""
-        from airflow_provider_prefinery.provider_info import legacy_widgets
-
-        return legacy_widgets("prefinery")
-
     @cached_property
     def client(self):  # type: ignore[override]
         return self.build_client(auth=BearerAuth(self.secret), error_parser=parse_prefinery_error)
