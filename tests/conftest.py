@@ -9,10 +9,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.scaling import scaled_sandbox, set_prefinery_extra
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags_examples"
@@ -51,3 +54,22 @@ def run_dag(airflow_db: Path):
         return dag.test(**kwargs)
 
     return _run
+
+
+@pytest.fixture
+def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The sandbox, limits scaled by ``SCALE``, and ``prefinery_default`` with one quick retry.
+
+    For sensor and trigger tests; folders with other needs (``dags``, ``transfers``) define their own.
+    """
+    yield from scaled_sandbox(sandbox, monkeypatch, max_retries=1, backoff_initial=0.05)
+
+
+@pytest.fixture
+def conn_extra(sbx: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Change extras of ``prefinery_default`` for one test (e.g. ``max_retries=0``)."""
+
+    def apply(**extra: Any) -> None:
+        set_prefinery_extra(monkeypatch, **extra)
+
+    return apply

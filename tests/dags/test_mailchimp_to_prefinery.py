@@ -5,13 +5,11 @@ real Airflow Variable; a re-run of an interval sends no Prefinery request."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID
 from airflow_provider_prefinery.transfers.mailchimp_plan import IdIndex
 
@@ -22,17 +20,12 @@ VARIABLE = f"prefinery_id_index_{DEMO_BETA_ID}"
 
 
 @pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Any) -> Any:
-    """The sandbox with every rate limit (server and hook) scaled by 100, and no index left over."""
-    sandbox.control.configure(scale=100)
-    conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": 100}
-    monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
-    _BUCKETS.clear()
+def sbx(sbx: Any, airflow_db: Any) -> Any:
+    """The scaled sandbox of ``tests/dags/conftest.py``, and no index left over."""
     from airflow.models.variable import Variable
 
     Variable.delete(VARIABLE)
-    return sandbox
+    return sbx
 
 
 def report_of(run: Any) -> dict[str, Any]:

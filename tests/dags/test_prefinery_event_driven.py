@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.triggers.prefinery import PrefineryEventTrigger
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
@@ -26,19 +23,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.dag]
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags_examples"
 DAG_ID = "prefinery_event_driven"
 ASSET = "prefinery_reward_earned"
-SCALE = 100
 
 
 @pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    sandbox.control.configure(scale=SCALE)
-    conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": SCALE}
-    monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
+def sbx(sbx: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The scaled sandbox of ``tests/dags/conftest.py``, with the example's triggers polling every 0.2 s."""
     monkeypatch.setenv("PREFINERY_EXAMPLE_POLL_INTERVAL", "0.2")
-    _BUCKETS.clear()
-    yield sandbox
-    _BUCKETS.clear()
+    return sbx
 
 
 def sync_unpaused(airflow_db: Any) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import json
-import os
 from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID, DEMO_SPARE_BETA_ID
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
@@ -22,17 +19,6 @@ SIGNUPS = [
     "typo.address@example.org",
     "remove.me@example.org",
 ]
-
-
-@pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The sandbox with every rate limit (server and hook) scaled by 100, so the run takes seconds."""
-    sandbox.control.configure(scale=100)
-    conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": 100}
-    monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
-    _BUCKETS.clear()
-    return sandbox
 
 
 def _expired_manual(sbx: Any, days: int) -> set[int]:

@@ -6,32 +6,18 @@ states and the recorded Piggy runs, so "at most one run per reward" is checked w
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.sandbox.seeds import DEMO_AUTOMATION_UUID
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 
 DAG_ID = "prefinery_reward_fulfillment"
 PAGE_SIZE = 25  # the sandbox's (and Prefinery's) rewards per page
-
-
-@pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The sandbox with every rate limit (server and hook) scaled by 100, so a run takes seconds."""
-    sandbox.control.configure(scale=100)
-    conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": 100}
-    monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
-    _BUCKETS.clear()
-    return sandbox
 
 
 def _earned(control: Any) -> dict[int, dict[str, Any]]:

@@ -7,31 +7,20 @@ mid-wait; its XCom then feeds one mapped delivery task per reward.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
-
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 
 DAG_ID = "prefinery_wait_and_welcome"
-SCALE = 100  # every rate limit x100: the 10 s poll floor becomes 0.1 s
 
 
 @pytest.fixture
-def sbx(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    sandbox.control.configure(scale=SCALE)
-    conn = json.loads(os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    conn["extra"] = {**conn.get("extra", {}), "rate_limit_scale": SCALE}
-    monkeypatch.setenv("AIRFLOW_CONN_PREFINERY_DEFAULT", json.dumps(conn))
+def sbx(sbx: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The scaled sandbox of ``tests/dags/conftest.py``, with the example's sensors polling every 0.2 s."""
     monkeypatch.setenv("PREFINERY_EXAMPLE_POKE_INTERVAL", "0.2")
-    _BUCKETS.clear()
-    yield sandbox
-    _BUCKETS.clear()
+    return sbx
 
 
 def task_states(run: Any) -> dict[tuple[str, int], str]:
