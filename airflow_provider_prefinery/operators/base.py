@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from inspect import Parameter, Signature
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
@@ -422,6 +422,11 @@ def _parse_rendered(name: str, value: Any, kind: str) -> Any:
         ) from None
 
 
+IfEmpty = Literal["skip", "fail"]
+# What a template renders to when it found nothing (``xcom_pull`` of a misspelled task id): never a list.
+_RENDERED_NOTHING = ("", "None")
+
+
 class RecordsOperator(BaseOperator):
     """A write operator over one record (its fields as arguments) or many (``records=[...]``).
 
@@ -441,6 +446,11 @@ class RecordsOperator(BaseOperator):
         before any request; with False, they are reported as failed and the valid ones run.
     :param return_records: also return every record's result, in input order (batch mode only).
     :param progress_interval: seconds between progress log lines (default 10).
+    :param if_empty: what an empty ``records`` list means: ``skip`` (default; a day without data is normal
+        for a scheduled DAG) logs "no records: nothing to do" and returns the empty report without a
+        request; ``fail`` raises :class:`PrefineryInputError` before any request. Either way, ``records``
+        rendered to ``""`` or ``"None"`` (typically an ``xcom_pull`` of a misspelled task id) is an input
+        error: it is not a list.
     """
 
     action: ClassVar[str] = ""
@@ -472,6 +482,7 @@ class RecordsOperator(BaseOperator):
         fail_on_error: bool = True,
         return_records: bool = False,
         progress_interval: float = 10.0,
+        if_empty: IfEmpty = "skip",
         **kwargs: Any,
     ) -> None:
         record = {name: kwargs.pop(name, None) for name in self.record_fields}
@@ -487,6 +498,7 @@ class RecordsOperator(BaseOperator):
         self.fail_on_error = bool(fail_on_error)
         self.return_records = bool(return_records)
         self.progress_interval = float(progress_interval)
+        self.if_empty: IfEmpty = check_option("if_empty", if_empty, get_args(IfEmpty))
         for name, value in option_values.items():
             setattr(self, name, value)
 
@@ -531,8 +543,14 @@ class RecordsOperator(BaseOperator):
     def rendered_records(self) -> Sequence[Any]:
         """The ``records`` argument after rendering, as a sequence (parsed when a template made text).
 
-        :raises PrefineryInputError: it is not a list of records.
+        :raises PrefineryInputError: it is not a list of records (including text that rendered to nothing).
         """
+        if isinstance(self.records, str) and self.records.strip() in _RENDERED_NOTHING:
+            raise PrefineryInputError(
+                "records",
+                f"rendered to {self.records!r}, not a list of records (an xcom_pull of a task id that "
+                "does not exist renders 'None'; check the template)",
+            )
         records = _parse_rendered("records", self.records, "json")
         if records is None:
             return []
@@ -549,11 +567,18 @@ class RecordsOperator(BaseOperator):
         return self.run_record(self.normalise(raw))
 
     def execute(self, context: Context) -> Any:
-        self.prepare(context)
         if self.records is None:
+            self.prepare(context)
             return self._execute_one()
+        records = self.rendered_records()
+        if records:
+            self.prepare(context)
+        elif self.if_empty == "fail":
+            raise PrefineryInputError("records", "is an empty list and if_empty='fail'")
+        else:
+            self.log.info("%s: no records: nothing to do", self.action or type(self).__name__)
         result = run_batch(
-            self.rendered_records(),
+            records,
             self._apply,
             validate=self._validate,
             max_concurrency=self.max_concurrency,

@@ -330,6 +330,30 @@ CATALOGUE: list[Case] = [
         "got int",
     ),
     Case(
+        "empty records with if_empty='fail'",
+        U,
+        "records=[], if_empty='fail'",
+        op(PrefineryCreateUserOperator, records=[], if_empty="fail"),
+        "records",
+        "is an empty list and if_empty='fail'",
+    ),
+    Case(
+        "records rendered to an empty string",
+        U,
+        "records='{{ ... }}' -> ''",
+        op(PrefineryCreateUserOperator, records=""),
+        "records",
+        "rendered to '', not a list of records",
+    ),
+    Case(
+        "records rendered to 'None' (xcom_pull of a misspelled task id)",
+        "PiggyCreateAutomationRunOperator",
+        "records=\"{{ ti.xcom_pull('typo') }}\" -> 'None'",
+        op(PiggyCreateAutomationRunOperator, records="None", automation_uuid=DEMO_AUTOMATION_UUID),
+        "records",
+        "rendered to 'None', not a list of records",
+    ),
+    Case(
         "a record that is not a mapping",
         U,
         "records=['ada@example.org']",
@@ -658,6 +682,27 @@ def test_bad_input_is_refused_naming_the_field_before_any_request(case: Case, ba
     if case.field is not None:
         assert case.field in fields_named(error), f"{error!r} names {fields_named(error)}"
     assert case.message in str(error)
+    assert bad_connections.control.count() == 0, bad_connections.control.requests()
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields"),
+    [
+        (PrefineryCreateUserOperator, {}),
+        (PiggyCreateAutomationRunOperator, {"automation_uuid": DEMO_AUTOMATION_UUID}),
+    ],
+    ids=["prefinery", "piggy"],
+)
+def test_empty_records_skip_by_default_with_an_empty_report_and_no_request(
+    cls: type, fields: dict[str, Any], bad_connections: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operator = cls(task_id="t", records=[], progress_interval=0, **fields)
+
+    report = operator.execute({"ti": RecordingTI()})
+
+    assert operator.if_empty == "skip"
+    assert report["counts"]["total"] == 0 and report["failed"] == []
+    assert "no records: nothing to do" in capsys.readouterr().out  # the task log
     assert bad_connections.control.count() == 0, bad_connections.control.requests()
 
 
