@@ -490,6 +490,9 @@ class RecordsOperator(BaseOperator):
         super().__init__(**kwargs)
         self.record: dict[str, Any] = record
         self.records = records
+        # Decided here, not from the rendered value: a template that renders to native None (an xcom_pull
+        # of a misspelled task id under render_template_as_native_obj) must not turn a batch into one record.
+        self.is_batch = records is not None
         if records is not None and not self.supports_records:
             raise PrefineryInputError("records", f"{type(self).__name__} works on one object: omit records=")
         self.max_concurrency = int(max_concurrency)
@@ -553,7 +556,10 @@ class RecordsOperator(BaseOperator):
             )
         records = _parse_rendered("records", self.records, "json")
         if records is None:
-            return []
+            raise PrefineryInputError(
+                "records",
+                "rendered to None, not a list of records (an xcom_pull of a task id that does not exist?)",
+            )
         if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
             raise PrefineryInputError(
                 "records", f"must be a list of mappings (one per record), got {type(records).__name__}"
@@ -567,7 +573,7 @@ class RecordsOperator(BaseOperator):
         return self.run_record(self.normalise(raw))
 
     def execute(self, context: Context) -> Any:
-        if self.records is None:
+        if not self.is_batch:
             self.prepare(context)
             return self._execute_one()
         records = self.rendered_records()

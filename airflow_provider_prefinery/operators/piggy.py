@@ -124,7 +124,7 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
 
     def _input_is_valid(self) -> bool:
         """Check the one record (raising, naming the field) or every record of a batch, sending nothing."""
-        if self.records is None:
+        if not self.is_batch:
             self.check_record(self.normalise({}))
             return True
         return not collect_invalid(self.rendered_records(), self._validate)

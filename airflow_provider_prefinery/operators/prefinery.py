@@ -205,7 +205,7 @@ class PrefineryCreateSuppressionOperator(PrefineryBaseOperator):
             if err.code != DUPLICATE_SUPPRESSION:
                 raise
         existing = None
-        if self.records is None or self.return_records:  # the object is wanted: one extra lookup
+        if not self.is_batch or self.return_records:  # the object is wanted: one extra lookup
             existing = self.hook.find_suppression(fields["email"], beta_id=self.project_id)
         return Outcome("already_done", existing, f"{fields['email']} is already suppressed (2702)")
 

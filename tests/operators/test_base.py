@@ -269,6 +269,23 @@ def test_wrong_types_after_rendering_name_the_field() -> None:
         unknown.execute({})
 
 
+def test_records_rendered_to_native_none_fail_instead_of_running_the_defaults_as_one_record() -> None:
+    """Under render_template_as_native_obj, an xcom_pull of a missing task renders None, not 'None'."""
+    calls: list[dict[str, Any]] = []
+
+    class _Counting(_Echo):
+        def run_record(self, fields: dict[str, Any]) -> Any:
+            calls.append(fields)
+            return fields
+
+    op = _Counting(task_id="n", records="{{ ti.xcom_pull('typo') }}", email="default@example.com")
+    op.records = None  # what native rendering leaves behind
+
+    with pytest.raises(PrefineryInputError, match="records: rendered to None"):
+        op.execute({})
+    assert calls == []
+
+
 def test_a_failed_batch_pushes_its_report_before_failing() -> None:
     class _Failing(_Echo):
         def run_record(self, fields: dict[str, Any]) -> Any:
