@@ -144,6 +144,17 @@ class ApiHook(BaseHook):
         options.update(overrides)
         return RestClient(**options)
 
+    def quick_copy(self, **kwargs: Any) -> ApiHook:
+        """The same hook with one short retry and short timeouts: the Test button answers in seconds,
+        not after the full backoff a task would wait."""
+        return type(self)(
+            self.conn_id,
+            retry=RetryPolicy(max_retries=1, backoff_max=2.0),
+            timeouts=Timeouts(connect=5.0, read=15.0),
+            connection=self.connection,
+            **kwargs,
+        )
+
     @cached_property
     def client(self) -> RestClient:
         return self.build_client()

@@ -23,8 +23,6 @@ from airflow_provider_prefinery.hooks.rest import (
     ApiErrorInfo,
     ApiResponse,
     RestClient,
-    RetryPolicy,
-    Timeouts,
     key_fingerprint,
     quote_id,
 )
@@ -233,15 +231,10 @@ class MailchimpHook(ApiHook):
     def test_connection(self) -> tuple[bool, str]:
         """Read the configured audience (or the first audiences): Airflow's Test button.
 
-        Uses one quick retry, so a wrong host answers in seconds rather than after the full backoff.
+        Uses :meth:`quick_copy`, so a wrong host answers in seconds.
         """
         try:
-            quick = type(self)(
-                self.conn_id,
-                retry=RetryPolicy(max_retries=1, backoff_max=2.0),
-                timeouts=Timeouts(connect=5.0, read=15.0),
-                connection=self.connection,
-            )
+            quick = self.quick_copy()
             list_id = self.extra.get("list_id")
             if list_id:
                 path = f"lists/{quote_id(list_id)}/members"

@@ -37,8 +37,6 @@ from airflow_provider_prefinery.hooks.rest import (
     ApiResponse,
     BearerAuth,
     RestClient,
-    RetryPolicy,
-    Timeouts,
 )
 
 SERVICE = "Piggy"
@@ -517,15 +515,10 @@ class PiggyHook(ApiHook):
     def test_connection(self) -> tuple[bool, str]:
         """List the automations (exchanging the OAuth client first, if configured): Airflow's Test button.
 
-        Uses one quick retry, so a wrong host answers in seconds rather than after the full backoff.
+        Uses :meth:`quick_copy`, so a wrong host answers in seconds.
         """
         try:
-            quick = type(self)(
-                self.conn_id,
-                retry=RetryPolicy(max_retries=1, backoff_max=2.0),
-                timeouts=Timeouts(connect=5.0, read=15.0),
-                connection=self.connection,
-            )
+            quick = self.quick_copy()
             automations = list(quick.list_automations())
         except PrefineryError as err:
             return False, self.test_failure_message(err)

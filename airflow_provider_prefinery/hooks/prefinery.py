@@ -29,8 +29,6 @@ from airflow_provider_prefinery.hooks.rest import (
     ApiErrorInfo,
     ApiResponse,
     BearerAuth,
-    RetryPolicy,
-    Timeouts,
     TokenBucket,
     key_fingerprint,
     quote_id,
@@ -572,16 +570,10 @@ class PrefineryHook(ApiHook):
     def test_connection(self) -> tuple[bool, str]:
         """Fetch the project (or the project list when no beta id is set): Airflow's Test button.
 
-        Uses one quick retry, so a wrong host answers in seconds rather than after the full backoff.
+        Uses :meth:`quick_copy`, so a wrong host answers in seconds.
         """
         try:
-            quick = type(self)(
-                self.conn_id,
-                beta_id=self._beta_id,
-                retry=RetryPolicy(max_retries=1, backoff_max=2.0),
-                timeouts=Timeouts(connect=5.0, read=15.0),
-                connection=self.connection,
-            )
+            quick = self.quick_copy(beta_id=self._beta_id)
             if self._beta_id not in (None, "") or self.extra.get("beta_id") not in (None, ""):
                 project = quick.get_project()
                 return (
