@@ -26,6 +26,7 @@ What the words mean here
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import threading
 import time
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
@@ -324,6 +325,25 @@ class NonIdempotentWrites(Workload):
         self.tag = f"soak{int(time.time())}"
         self.records: list[dict[str, Any]] = []
 
+    # The operator under test, imported late ("module:Class" under airflow_provider_prefinery.operators),
+    # its connection argument, and any fixed arguments beside the records.
+    operator = ""
+    conn: tuple[str, str] = ("prefinery_conn_id", "prefinery")
+    task_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def make(self) -> Any:
+        module, _, cls_name = self.operator.partition(":")
+        cls = getattr(importlib.import_module(f"airflow_provider_prefinery.operators.{module}"), cls_name)
+        argument, api = self.conn
+        return cls(
+            task_id=self.name.replace(" ", "_"),
+            records=self.records,
+            max_concurrency=self.config.concurrency,
+            progress_interval=0,
+            **{argument: CONN_IDS[api]},
+            **self.task_kwargs,
+        )
+
     def key(self, record: Mapping[str, Any]) -> str:
         raise NotImplementedError
 
@@ -380,6 +400,7 @@ class PointsWorkload(NonIdempotentWrites):
     name = "create_points"
     endpoints = frozenset({"create_points"})
     write_endpoint = "create_points"
+    operator = "prefinery:PrefineryCreatePointsOperator"
 
     def setup(self) -> None:
         holders = [u for u in self.control.users() if u["status"] in ("invited", "active", "idle")]
@@ -387,17 +408,6 @@ class PointsWorkload(NonIdempotentWrites):
             {"email": holders[i % len(holders)]["email"], "quantity": 5, "reason": f"{self.tag} #{i}"}
             for i in range(self.config.records)
         ]
-
-    def make(self) -> Any:
-        from airflow_provider_prefinery.operators.prefinery import PrefineryCreatePointsOperator
-
-        return PrefineryCreatePointsOperator(
-            task_id="points",
-            records=self.records,
-            prefinery_conn_id=CONN_IDS["prefinery"],
-            max_concurrency=self.config.concurrency,
-            progress_interval=0,
-        )
 
     def key(self, record: Mapping[str, Any]) -> str:
         return record["reason"]
@@ -412,6 +422,8 @@ class InvitationsWorkload(NonIdempotentWrites):
     name = "create_friend_invitation"
     endpoints = frozenset({"create_friend_invitation"})
     write_endpoint = "create_friend_invitation"
+    operator = "prefinery:PrefineryCreateFriendInvitationOperator"
+    task_kwargs: ClassVar[dict[str, Any]] = {"message": "Join me on the beta"}
 
     def setup(self) -> None:
         senders = [u for u in self.control.users() if u["status"] in ("invited", "active", "idle")]
@@ -424,18 +436,6 @@ class InvitationsWorkload(NonIdempotentWrites):
         ]
         allowance = sum(u["friend_invitations_allowed"] - u["friend_invitations_count"] for u in senders)
         assert allowance >= len(self.records), "not enough friend invitations left in the seed"
-
-    def make(self) -> Any:
-        from airflow_provider_prefinery.operators.prefinery import PrefineryCreateFriendInvitationOperator
-
-        return PrefineryCreateFriendInvitationOperator(
-            task_id="invitations",
-            records=self.records,
-            message="Join me on the beta",
-            prefinery_conn_id=CONN_IDS["prefinery"],
-            max_concurrency=self.config.concurrency,
-            progress_interval=0,
-        )
 
     def key(self, record: Mapping[str, Any]) -> str:
         return record["recipient_email"]
@@ -452,6 +452,7 @@ class TriggerRewardsWorkload(NonIdempotentWrites):
     name = "trigger_rewards"
     endpoints = frozenset({"trigger_rewards"})
     write_endpoint = "trigger_rewards"
+    operator = "prefinery:PrefineryTriggerRewardsOperator"
 
     def setup(self) -> None:
         users = self.control.users()
@@ -459,17 +460,6 @@ class TriggerRewardsWorkload(NonIdempotentWrites):
             {"email": users[i % len(users)]["email"], "event": f"{self.tag}-{i}"}
             for i in range(self.config.records)
         ]
-
-    def make(self) -> Any:
-        from airflow_provider_prefinery.operators.prefinery import PrefineryTriggerRewardsOperator
-
-        return PrefineryTriggerRewardsOperator(
-            task_id="trigger_rewards",
-            records=self.records,
-            prefinery_conn_id=CONN_IDS["prefinery"],
-            max_concurrency=self.config.concurrency,
-            progress_interval=0,
-        )
 
     def key(self, record: Mapping[str, Any]) -> str:
         return record["event"]
@@ -482,6 +472,9 @@ class PiggyRunsWorkload(NonIdempotentWrites):
     name = "piggy automation runs"
     endpoints = frozenset({"create_automation_run", "list_automations"})
     write_endpoint = "create_automation_run"
+    operator = "piggy:PiggyCreateAutomationRunOperator"
+    conn = ("piggy_conn_id", "piggy")
+    task_kwargs: ClassVar[dict[str, Any]] = {"automation_uuid": DEMO_AUTOMATION_UUID}
 
     def setup(self) -> None:
         contacts = self.control.piggy_contacts()
@@ -489,18 +482,6 @@ class PiggyRunsWorkload(NonIdempotentWrites):
             {"contact_uuid": contacts[i % len(contacts)]["uuid"], "data": {"soak": f"{self.tag}-{i}"}}
             for i in range(self.config.records)
         ]
-
-    def make(self) -> Any:
-        from airflow_provider_prefinery.operators.piggy import PiggyCreateAutomationRunOperator
-
-        return PiggyCreateAutomationRunOperator(
-            task_id="piggy_runs",
-            records=self.records,
-            automation_uuid=DEMO_AUTOMATION_UUID,
-            piggy_conn_id=CONN_IDS["piggy"],
-            max_concurrency=self.config.concurrency,
-            progress_interval=0,
-        )
 
     def key(self, record: Mapping[str, Any]) -> str:
         return record["data"]["soak"]
