@@ -150,10 +150,12 @@ class BearerAuth(requests.auth.AuthBase):
 # Client-side rate limiting
 # --------------------------------------------------------------------------------------------------
 class TokenBucket:
-    """A thread-safe token bucket that never lets more than ``limit`` requests into any ``period``.
+    """A thread-safe rate limiter that never lets more than ``limit`` requests into any ``period``.
 
     A burst of ``capacity`` is allowed, and the refill rate is lowered by that burst, so even a server
-    counting in a sliding window never sees more than ``limit``. ``pause()`` lets a 429 hold every thread.
+    counting in a sliding window never sees more than ``limit``. Each caller reserves its own slot
+    (virtual scheduling, as in GCRA) and sleeps once until it, so waiters never race for the same token.
+    ``pause()`` lets a 429 hold every thread, including those already asleep on a reservation.
     """
 
     def __init__(
@@ -172,39 +174,40 @@ class TokenBucket:
         default = max(1.0, min(float(limit) / 10, 10.0)) if limit >= 2 else 1.0
         self.capacity = default if burst is None else max(1.0, min(float(burst), float(limit)))
         self.rate = max(limit - self.capacity, limit / 2) / period
+        self._interval = 1.0 / self.rate
         self._clock = clock
-        self._tokens = self.capacity
-        self._stamp = clock()
+        self._tat = clock()  # theoretical arrival time of the next request at full pace
         self._paused_until = 0.0
+        self._epoch = 0  # bumped by pause(): reservations made before it are void
         self._lock = threading.Lock()
 
-    def _reserve(self) -> float:
-        """Take a token now or return how long to wait for one."""
+    def _reserve(self) -> tuple[float, int]:
+        """Reserve the earliest free slot; return how long to wait for it and the reservation's epoch."""
         with self._lock:
             now = self._clock()
-            if now < self._paused_until:
-                return self._paused_until - now
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens >= 1 - 1e-9:  # tolerate float dust, or a fake clock could spin forever
-                self._tokens = max(0.0, self._tokens - 1)
-                return 0.0
-            return (1 - self._tokens) / self.rate
+            start = max(now, self._paused_until, self._tat - (self.capacity - 1) * self._interval)
+            self._tat = max(self._tat, start) + self._interval
+            return start - now, self._epoch
 
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Block until a token is free; return the seconds waited."""
+        """Block until this caller's slot comes; return the seconds waited."""
         waited = 0.0
-        while (delay := self._reserve()) > 0:
+        while True:
+            delay, epoch = self._reserve()
+            if delay <= 0:
+                return waited
             sleep(delay)
             waited += delay
-        return waited
+            with self._lock:
+                if epoch == self._epoch:
+                    return waited
 
     def pause(self, seconds: float) -> None:
         """Hold every caller for ``seconds`` (a 429's Retry-After) and drop the saved burst."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
-            self._tokens = 0.0
-            self._stamp = self._paused_until
+            self._tat = self._paused_until + self.capacity * self._interval
+            self._epoch += 1
 
 
 _BUCKETS: dict[tuple[Any, ...], TokenBucket] = {}

@@ -212,3 +212,39 @@ def test_user_agent_names_provider_and_airflow() -> None:
     assert agent.startswith("airflow-provider-prefinery/")
     assert "apache-airflow/" in agent
     assert isinstance(client.session, requests.Session)
+
+
+def test_each_waiter_sleeps_once_until_its_own_slot() -> None:
+    """Reservations: no thundering herd of waiters waking for the same token."""
+    bucket = TokenBucket(50, 1, burst=1)
+    sleeps: list[float] = []
+    lock = threading.Lock()
+
+    def recording_sleep(seconds: float) -> None:
+        with lock:
+            sleeps.append(seconds)
+        time.sleep(seconds)
+
+    threads = [threading.Thread(target=bucket.acquire, args=(recording_sleep,)) for _ in range(20)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(sleeps) <= 19  # the first goes at once; every other caller sleeps exactly once
+    assert time.monotonic() - start >= 19 / 49 * 0.9  # and they are spaced at (limit - 1) per second
+
+
+def test_a_pause_voids_reservations_already_sleeping() -> None:
+    clock = [0.0]
+    bucket = TokenBucket(2, 1, burst=1, clock=lambda: clock[0])
+    bucket.acquire(lambda s: None)  # the one burst token
+
+    def sleep_while_a_429_arrives(seconds: float) -> None:
+        if clock[0] == 0.0:
+            bucket.pause(10.0)  # another thread saw a 429 while this one slept on its reservation
+        clock[0] += seconds
+
+    waited = bucket.acquire(sleep_while_a_429_arrives)
+    assert clock[0] >= 10.0
+    assert waited >= 10.0
