@@ -266,9 +266,10 @@ class FaultMiddleware:
                 await _answer(send, spec.api, e.RateLimited(1, msg), entry)
                 return
             eff = b.effective(spec)
+            # Count on arrival, as a real server does; the added latency then delays every answer alike.
+            wait = b.take(spec, eff, cred, params.get("beta_id"))
             if eff.latency_ms:
                 await asyncio.sleep(eff.latency_ms / 1000)
-            wait = b.take(spec, eff, cred, params.get("beta_id"))
             if wait is not None:
                 b.counters["rate_limited"] += 1
                 await _answer(send, spec.api, e.RateLimited(wait), entry)
