@@ -218,6 +218,11 @@ class PrefineryHook(ApiHook):
         """The factor on every client-side limit: the argument, else the connection's extra, else 1."""
         return float(self._rate_limit_scale or self.extra.get("rate_limit_scale") or 1.0)
 
+    @cached_property
+    def _limit_scope(self) -> tuple[str, str, str]:
+        """Who shares a limiter: every hook of this key on this origin, in this process (hashed once)."""
+        return (self.service, key_fingerprint(self.secret), self.client.base_url)
+
     def _bucket(self, endpoint: Endpoint, beta_id: int | None) -> TokenBucket | None:
         scale = self.rate_limit_scale
         burst = None
@@ -232,12 +237,7 @@ class PrefineryHook(ApiHook):
             limit *= scale
         else:
             return None
-        scope: tuple[Any, ...] = (
-            self.service,
-            key_fingerprint(self.secret),
-            self.client.base_url,
-            endpoint.limit,
-        )
+        scope: tuple[Any, ...] = (*self._limit_scope, endpoint.limit)
         if endpoint.limit in PER_PROJECT_LIMITS:
             scope = (*scope, beta_id)
         return shared_bucket(scope, limit, period, burst=burst)
