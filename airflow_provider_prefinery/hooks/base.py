@@ -178,6 +178,11 @@ class ApiHook(BaseHook):
         named = f"connection {self.conn_id!r}"
         return str(err).replace(f" of {named}", "").replace(named, "the connection")
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests and retries this hook made: for progress logs, reports and benchmarks."""
+        return dict(self.client.stats)
+
     def get_conn(self) -> RestClient:
         return self.client
 

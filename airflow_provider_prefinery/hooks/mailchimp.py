@@ -142,11 +142,6 @@ class MailchimpHook(ApiHook):
         with self.slots:
             return self.client.request("GET", path, params=params)
 
-    @property
-    def stats(self) -> dict[str, int]:
-        """Requests and retries this hook made."""
-        return dict(self.client.stats)
-
     def resolve_list_id(self, list_id: str | None = None) -> str:
         """The audience id from the argument, else the connection's ``list_id`` extra."""
         chosen = list_id or self.extra.get("list_id")

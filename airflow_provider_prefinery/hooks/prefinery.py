@@ -297,11 +297,6 @@ class PrefineryHook(ApiHook):
                     return existing
             raise
 
-    @property
-    def stats(self) -> dict[str, int]:
-        """Requests and retries this hook made: for progress logs and benchmarks."""
-        return dict(self.client.stats)
-
     # ------------------------------------------------------------------ projects
     def list_projects(self) -> Iterator[dict[str, Any]]:
         """List every project (beta) the key can read.
