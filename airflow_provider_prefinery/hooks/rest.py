@@ -341,6 +341,12 @@ class RestClient:
         )
         return session
 
+    def ensure_pool(self, workers: int) -> None:
+        """Give the connection pool room for ``workers`` threads: a smaller pool makes urllib3 discard
+        connections and reconnect per request. Takes effect while the session is not yet built."""
+        if self._session is None:
+            self.pool_size = max(self.pool_size, int(workers))
+
     def close(self) -> None:
         if self._session is not None:
             self._session.close()

@@ -38,6 +38,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError
 from airflow_provider_prefinery.hooks.rest import bounded_map
+from airflow_provider_prefinery.validation import one_of
 
 if TYPE_CHECKING:
     from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
@@ -391,9 +392,7 @@ def check_option(name: str, value: Any, allowed: Sequence[Any]) -> Any:
 
     :raises PrefineryInputError: ``value`` is not one of ``allowed``.
     """
-    if value not in allowed:
-        raise PrefineryInputError(name, f"unknown value {value!r}", allowed=tuple(allowed))
-    return value
+    return one_of(name, value, allowed)
 
 
 def _parse_rendered(name: str, value: Any, kind: str) -> Any:
@@ -621,16 +620,6 @@ class RecordsOperator(BaseOperator):
         return outcome.value
 
 
-def size_pool(client: Any, workers: int) -> None:
-    """Give a REST client's connection pool room for ``workers`` threads before its first request.
-
-    A pool smaller than the number of threads makes urllib3 discard connections and reconnect per request.
-    The pool is built lazily, so this works until the client has sent something.
-    """
-    if getattr(client, "pool_size", workers) < workers and getattr(client, "_session", None) is None:
-        client.pool_size = workers
-
-
 def _generated_init(cls: type[RecordsOperator]) -> Callable[..., None]:
     """Build ``__init__`` for a concrete operator: its fields and options as keyword parameters."""
     parent = cls.__mro__[1]
@@ -683,7 +672,7 @@ class PrefineryBaseOperator(RecordsOperator):
 
     def prepare(self, context: Context) -> None:
         self.project_id  # noqa: B018 - fail fast on a missing/invalid project id, before validation
-        size_pool(self.hook.client, self.max_concurrency)
+        self.hook.client.ensure_pool(self.max_concurrency)
 
     def check_record(self, fields: dict[str, Any]) -> None:
         from airflow_provider_prefinery.validation import CHECKS

@@ -392,8 +392,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         hook = PrefineryHook(
             self.prefinery_conn_id, beta_id=self.beta_id, write_rate_limit=self.write_rate_limit
         )
-        # One pooled connection per worker thread, else urllib3 discards and reconnects under load.
-        hook.client.pool_size = max(hook.client.pool_size, self.max_concurrency)
+        hook.client.ensure_pool(self.max_concurrency)
         return hook
 
     @cached_property

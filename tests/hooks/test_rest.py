@@ -248,3 +248,14 @@ def test_a_pause_voids_reservations_already_sleeping() -> None:
     waited = bucket.acquire(sleep_while_a_429_arrives)
     assert clock[0] >= 10.0
     assert waited >= 10.0
+
+
+def test_ensure_pool_grows_the_pool_only_before_the_session_exists() -> None:
+    client = RestClient(service="Prefinery", base_url="http://x", auth=None, pool_size=16)
+    client.ensure_pool(8)
+    assert client.pool_size == 16  # never shrinks
+    client.ensure_pool(24)
+    assert client.pool_size == 24
+    assert client.session.get_adapter("http://x")._pool_maxsize == 24
+    client.ensure_pool(40)  # too late: the pool is built
+    assert client.pool_size == 24
