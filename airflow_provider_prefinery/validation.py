@@ -18,7 +18,6 @@ USER_STATUSES = ("imported", "unconfirmed", "applied", "rejected", "invited", "a
 REWARD_STATUSES = ("earned", "delivered", "revoked")
 REWARD_STATUS_UPDATES = ("delivered", "revoked")
 SUPPRESSION_REASONS = ("Manual", "Unsubscribe")
-SUPPRESSION_REASONS_ALL = ("Manual", "Unsubscribe", "HardBounce", "SpamComplaint")
 PROFILE_FIELDS = (
     "first_name", "last_name", "country", "telephone", "http_referrer", "employer",
     "custom_var1", "custom_var2", "custom_var3", "ip", "user_agent", "address_line1", "address_line2",
@@ -88,6 +87,13 @@ def record_id(field: str, value: Any) -> int | str:
     if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_-]+", value.strip() or "-"):
         return int(value) if value.isdigit() else value
     return positive_int(field, value)
+
+
+def bool_from_text(value: Any) -> Any:
+    """Undo a non-native template's rendering of a boolean (``"True"``, ``" false "``); else unchanged."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def boolean(field: str, value: Any) -> bool:
@@ -271,7 +277,8 @@ def _with_profile(body: dict[str, Any], profile_value: Any, responses_value: Any
     return body
 
 
-CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
+# The rules of each write action, by the hook method's name: the operators check every record with these.
+WRITE_RULES: dict[str, Callable[..., dict[str, Any]]] = {
     "create_user": check_create_user,
     "update_user": check_update_user,
     "delete_user": check_delete_user,

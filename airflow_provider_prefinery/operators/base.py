@@ -9,7 +9,7 @@ Two layers, so the Piggy operator and the Mailchimp transfer can reuse the first
   makes the ``fail_on_error`` decision.
 * :class:`RecordsOperator` turns an operator's action fields (one record) or ``records=[...]`` (many)
   into a call of ``run_batch``; :class:`PrefineryBaseOperator` adds the Prefinery connection, the
-  project id and the validation rules of ``validation.CHECKS``. A concrete operator sets ``action`` and
+  project id and the validation rules of ``validation.WRITE_RULES``. A concrete operator sets ``action`` and
   ``record_fields`` and, where the action needs it, overrides :meth:`RecordsOperator.run_record`.
 
 A record function returns the API's answer, or an :class:`Outcome` to say "already done", "skipped" or
@@ -38,7 +38,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError
 from airflow_provider_prefinery.hooks.rest import bounded_map
-from airflow_provider_prefinery.validation import one_of
+from airflow_provider_prefinery.validation import bool_from_text, one_of
 
 if TYPE_CHECKING:
     from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
@@ -401,10 +401,7 @@ def _parse_rendered(name: str, value: Any, kind: str) -> Any:
         return value
     text = value.strip()
     if kind == "bool":
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        return value
+        return bool_from_text(value)
     if not text:
         return None
     try:
@@ -429,7 +426,7 @@ _RENDERED_NOTHING = ("", "None")
 class RecordsOperator(BaseOperator):
     """A write operator over one record (its fields as arguments) or many (``records=[...]``).
 
-    Subclasses set ``action`` (names the batch; for Prefinery, the hook method and ``validation.CHECKS``
+    Subclasses set ``action`` (names the batch; for Prefinery, the hook method and ``validation.WRITE_RULES``
     key) and ``record_fields``, and implement :meth:`check_record`, :meth:`run_record` and
     :meth:`request_count`. A concrete subclass gets a generated ``__init__`` whose keyword parameters are
     ``record_fields`` plus ``options`` (so ``.partial().expand(field=[...])`` validates), except ``email``:
@@ -643,7 +640,7 @@ def _generated_init(cls: type[RecordsOperator]) -> Callable[..., None]:
 
 
 class PrefineryBaseOperator(RecordsOperator):
-    """A Prefinery write: the hook method ``action``, checked by ``validation.CHECKS[action]`` first.
+    """A Prefinery write: the hook method ``action``, checked by ``validation.WRITE_RULES[action]`` first.
 
     :param prefinery_conn_id: the Prefinery connection (default ``prefinery_default``).
     :param beta_id: the project id (default: the connection's "API Beta ID").
@@ -675,9 +672,9 @@ class PrefineryBaseOperator(RecordsOperator):
         self.hook.client.ensure_pool(self.max_concurrency)
 
     def check_record(self, fields: dict[str, Any]) -> None:
-        from airflow_provider_prefinery.validation import CHECKS
+        from airflow_provider_prefinery.validation import WRITE_RULES
 
-        CHECKS[self.action](**fields)
+        WRITE_RULES[self.action](**fields)
 
     def call(self, fields: Mapping[str, Any], action: str | None = None) -> Any:
         """Call the hook method for ``action`` (default: this operator's) with the record's fields."""

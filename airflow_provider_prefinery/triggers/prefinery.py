@@ -96,9 +96,7 @@ class Outcome:
 
 def flag(field: str, value: Any) -> bool:
     """A boolean argument that may arrive rendered from a template (``"True"``, ``"false"``)."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return v.boolean(field, value)
+    return v.boolean(field, v.bool_from_text(value))
 
 
 def check_user(hook: PrefineryHook, *, email: str, status: frozenset[str] | None = None) -> Outcome:
