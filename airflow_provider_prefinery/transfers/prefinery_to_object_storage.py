@@ -50,7 +50,7 @@ class PrefineryToObjectStorageOperator(PrefineryExportOperator):
     template_fields: Sequence[str] = (
         *PrefineryExportOperator.template_fields,
         "path",
-        "format",
+        "file_format",
         "storage_conn_id",
     )
 
@@ -84,7 +84,7 @@ class PrefineryToObjectStorageOperator(PrefineryExportOperator):
                     allowed="e.g. file:///data/users.parquet, s3://bucket/prefinery/users.csv",
                 )
             target = ObjectStoragePath(text, conn_id=self.storage_conn_id)
-        if not target.name or str(target).endswith("/"):
+        if not target.name or str(self.path).endswith("/"):
             raise PrefineryInputError("path", f"must name a file, not a folder: {self.path!r}")
         return target
 
