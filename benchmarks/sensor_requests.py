@@ -143,8 +143,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from airflow_provider_prefinery.hooks.prefinery import RATE_LIMITS
+    from airflow_provider_prefinery.polling.pacing import min_poll_interval
     from airflow_provider_prefinery.sandbox.testing import run_sandbox
-    from airflow_provider_prefinery.triggers.prefinery import min_poll_interval
 
     limit, period = RATE_LIMITS[ENDPOINT]
     limit_per_hour = limit * 3600 / period

@@ -3,14 +3,15 @@
 Each sensor runs in any of Airflow's three ways: ``poke`` (holds a worker slot and sleeps), ``reschedule``
 (frees the slot between pokes) and ``deferrable=True`` (one synchronous check, then hands off to
 :class:`~airflow_provider_prefinery.triggers.prefinery.PrefinerySensorTrigger` on the triggerer). What
-"done" means is decided by one function per sensor in the triggers module, shared by ``poke()`` and the
-trigger.
+"done" means is decided by one function per sensor in :mod:`airflow_provider_prefinery.polling.checks`,
+shared by ``poke()`` and the trigger.
 
-Poll interval rule: a ``poke_interval`` below what Prefinery's documented LIST limit allows one sensor (a
-1/10 share, so ten sensors on a project stay within the limit: 10 s for users, rewards and suppressions
-at the documented 60/min) is raised to that minimum with a warning; a poke that read several pages waits
-the minimum per request. A 429 that outlives the REST core's retries does not fail the sensor: the next
-poke waits twice as long per 429 in a row (at least the server's Retry-After).
+Poll interval rule (:mod:`airflow_provider_prefinery.polling.pacing`): a ``poke_interval`` below what
+Prefinery's documented LIST limit allows one sensor (a 1/10 share, so ten sensors on a project stay within
+the limit: 10 s for users, rewards and suppressions at the documented 60/min) is raised to that minimum
+with a warning; a poke that read several pages waits the minimum per request. A 429 that outlives the REST
+core's retries does not fail the sensor: the next poke waits twice as long per 429 in a row (at least the
+server's Retry-After).
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_prefinery.exceptions import PrefineryRateLimitError
 from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
-from airflow_provider_prefinery.triggers.prefinery import (
-    CHECKS,
-    EventStatus,
-    Pacer,
-    PrefinerySensorTrigger,
-    clamp_interval,
-    min_poll_interval,
-    run_check,
-    validate_event,
-)
+from airflow_provider_prefinery.polling.checks import CHECKS, run_check
+from airflow_provider_prefinery.polling.pacing import Pacer
+from airflow_provider_prefinery.polling.sensor_events import EventStatus, validate_event
+from airflow_provider_prefinery.triggers.prefinery import PrefinerySensorTrigger
 
 # Extra seconds Airflow's own deferral timeout gives the trigger past its deadline, so the trigger's
 # clearer timeout event normally arrives first.
@@ -58,6 +53,8 @@ class PrefineryBaseSensor(BaseSensorOperator):
     """
 
     check: ClassVar[str] = ""
+    criteria_fields: ClassVar[tuple[str, ...]] = ()
+    """The check's arguments: the sensor's attributes of the same names, each one templated."""
     template_fields: Sequence[str] = ("prefinery_conn_id", "beta_id")
     ui_color = "#fdf1e6"
 
@@ -77,7 +74,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
 
     def criteria(self) -> dict[str, Any]:
         """The check's keyword arguments, from the rendered fields."""
-        raise NotImplementedError
+        return {name: getattr(self, name) for name in self.criteria_fields}
 
     def check_arguments(self) -> None:
         """Check the arguments known at DAG parse time, so a typo fails the import, not a run hours later.
@@ -94,8 +91,12 @@ class PrefineryBaseSensor(BaseSensorOperator):
     def pacer(self) -> Pacer:
         """The poll pacing, built at run time: the floor depends on the connection's rate_limit_scale."""
         if self._pacer is None:
-            floor = min_poll_interval(CHECKS[self.check].action, self.hook.rate_limit_scale)
-            self._pacer = Pacer(clamp_interval(self.poke_interval, floor, self.log), floor)
+            self._pacer = Pacer.for_endpoint(
+                CHECKS[self.check].action,
+                self.poke_interval,
+                scale=self.hook.rate_limit_scale,
+                logger=self.log,
+            )
             self.poke_interval = self._pacer.interval
         return self._pacer
 
@@ -125,7 +126,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """Run the check once; a 429 after the core's retries means "not yet", with a longer wait."""
         try:
-            outcome, requests = run_check(self.hook, self.check, self.criteria())
+            verdict, requests = run_check(self.hook, self.check, self.criteria())
         except PrefineryRateLimitError as err:
             self.poke_interval = self.pacer.after_rate_limit(err)
             self.log.warning(
@@ -133,8 +134,8 @@ class PrefineryBaseSensor(BaseSensorOperator):
             )
             return PokeReturnValue(False)
         self.poke_interval = self.pacer.after_poll(requests)
-        self.log.info("Prefinery %s check: %s", self.check, outcome.detail)
-        return PokeReturnValue(outcome.done, outcome.value)
+        self.log.info("Prefinery %s check: %s", self.check, verdict.detail)
+        return PokeReturnValue(verdict.done, verdict.value)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume from the trigger: return the value on success, fail clearly on timeout or error.
@@ -163,16 +164,14 @@ class PrefineryUserSensor(PrefineryBaseSensor):
     """
 
     check = "user"
-    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "email", "status")
+    criteria_fields = ("email", "status")
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
 
     def __init__(self, *, email: str, status: str | list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.email = email
         self.status = status
         self.check_arguments()
-
-    def criteria(self) -> dict[str, Any]:
-        return {"email": self.email, "status": self.status}
 
 
 class PrefineryRewardSensor(PrefineryBaseSensor):
@@ -188,13 +187,8 @@ class PrefineryRewardSensor(PrefineryBaseSensor):
     """
 
     check = "rewards"
-    template_fields: Sequence[str] = (
-        *PrefineryBaseSensor.template_fields,
-        "status",
-        "email",
-        "descriptor",
-        "min_count",
-    )
+    criteria_fields = ("status", "email", "descriptor", "min_count")
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
 
     def __init__(
         self,
@@ -212,14 +206,6 @@ class PrefineryRewardSensor(PrefineryBaseSensor):
         self.min_count = min_count
         self.check_arguments()
 
-    def criteria(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "email": self.email,
-            "descriptor": self.descriptor,
-            "min_count": self.min_count,
-        }
-
 
 class PrefinerySuppressionSensor(PrefineryBaseSensor):
     """Wait until an e-mail is suppressed (``suppressed=True``) or is no longer (``suppressed=False``).
@@ -232,13 +218,11 @@ class PrefinerySuppressionSensor(PrefineryBaseSensor):
     """
 
     check = "suppression"
-    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "email", "suppressed")
+    criteria_fields = ("email", "suppressed")
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
 
     def __init__(self, *, email: str, suppressed: bool | str = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.email = email
         self.suppressed = suppressed
         self.check_arguments()
-
-    def criteria(self) -> dict[str, Any]:
-        return {"email": self.email, "suppressed": self.suppressed}

@@ -13,11 +13,8 @@ import pytest
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_prefinery.exceptions import PrefineryError
-from airflow_provider_prefinery.triggers.prefinery import (
-    EVENT_STATUSES,
-    PrefineryEventTrigger,
-    PrefinerySensorTrigger,
-)
+from airflow_provider_prefinery.polling.sensor_events import EVENT_STATUSES
+from airflow_provider_prefinery.triggers.prefinery import PrefineryEventTrigger, PrefinerySensorTrigger
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,11 @@ import pytest
 
 from airflow_provider_prefinery.exceptions import PrefineryRateLimitError
 from airflow_provider_prefinery.hooks.prefinery import RATE_LIMITS
-from airflow_provider_prefinery.triggers.prefinery import (
+from airflow_provider_prefinery.polling.pacing import (
     RATE_LIMITED_MAX_WAIT,
     SENSORS_PER_LIMIT,
     Pacer,
     clamp_interval,
-    compact_ids,
-    expand_ids,
     min_poll_interval,
 )
 
@@ -62,10 +60,3 @@ def test_429_waits_are_capped_but_honour_a_longer_retry_after() -> None:
     waits = [pacer.after_rate_limit(rate_limited()) for _ in range(10)]
     assert max(waits) == RATE_LIMITED_MAX_WAIT
     assert Pacer(interval=10, floor=10).after_rate_limit(rate_limited(retry_after=300)) == 300
-
-
-def test_seen_ids_are_stored_as_runs_and_read_back_unchanged() -> None:
-    ids = {1, 2, 3, 7, 9, 10, "abc", "12"}
-    stored = compact_ids(ids)
-    assert stored == {"runs": [[1, 3], [7, 7], [9, 10], [12, 12]], "other": ["abc"]}
-    assert expand_ids(stored) == {str(i) for i in ids}
