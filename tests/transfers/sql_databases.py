@@ -1,9 +1,11 @@
 """Real databases for the SQL export tests, each reached through an Airflow connection and its provider's
-hook, as a DAG would: a SQLite file per test, and a fresh PostgreSQL database per test."""
+hook, as a DAG would: a SQLite file per test, and a fresh database per test on the session's PostgreSQL
+(``tests.services``: Debian's server, started once on 127.0.0.1 and a free port)."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -49,3 +51,19 @@ def sqlite_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     conn = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
     yield Database(CONN_ID, "sqlite")
+
+
+def postgres_database(server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """A database of this test's own on the session's PostgreSQL server (dropped after), as
+    ``export_warehouse``."""
+    name = f"export_{uuid.uuid4().hex[:12]}"
+    server.psql(f"CREATE DATABASE {name}")
+    conn = {
+        "conn_type": "postgres", "host": server.host, "port": server.port,
+        "login": server.user, "password": server.password, "schema": name,
+    }  # fmt: skip
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    try:
+        yield Database(CONN_ID, "postgres")
+    finally:
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

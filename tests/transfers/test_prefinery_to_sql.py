@@ -17,6 +17,7 @@ from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 from airflow_provider_prefinery.sandbox.seeds import DEMO_FIRST_USER_ID, DEMO_USER_COUNT
 from airflow_provider_prefinery.transfers.export_columns import RESOURCES
 from airflow_provider_prefinery.transfers.prefinery_to_sql import PrefineryToSqlOperator, sql_table
+from tests.services.fixtures import postgres_server  # noqa: F401 - the session's PostgreSQL server
 from tests.transfers.export_support import (
     assert_matches_state,
     fail_listing_at_page,
@@ -24,16 +25,20 @@ from tests.transfers.export_support import (
     state_rows,
     statuses_of,
 )
-from tests.transfers.sql_databases import Database, sqlite_database
+from tests.transfers.sql_databases import Database, postgres_database, sqlite_database
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def database(
     request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
-    yield from sqlite_database(tmp_path, monkeypatch)
+    """Each test runs on both databases."""
+    if request.param == "postgres":
+        yield from postgres_database(request.getfixturevalue("postgres_server"), monkeypatch)
+    else:
+        yield from sqlite_database(tmp_path, monkeypatch)
 
 
 def export(database: Database, **kwargs: Any) -> dict[str, Any]:
