@@ -17,6 +17,15 @@ from tests.scaling import set_prefinery_extra
 # The state columns that are not output columns (the sandbox's own bookkeeping) or are renamed.
 STATE_ONLY = {"profile", "responses"}
 FAULT_PROBABILITY = 0.2
+# A user as the API answers it, with the odd values the column table must handle.
+USER: dict[str, Any] = {
+    "id": 5001, "email": "ada@example.com", "status": "active", "invitation_code": None,
+    "imported_at": None, "applied_at": "2025-01-02T03:04:05Z", "invited_at": "2025-01-03T00:00:00+01:00",
+    "joined_at": "", "share_clicks_count": "12", "waitlist_position": None, "referred_by": 4999,
+    "groups": "beta,vip", "created_at": "2025-01-01T00:00:00Z",
+    "profile": {"first_name": "Ada", "country": "NL", "favourite": "teal", "score": 3},
+    "responses": [{"question_id": 7, "answer": "yes"}],
+}  # fmt: skip
 
 
 def read_export(path: Path, file_format: str) -> list[dict[str, Any]]:
