@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,3 +75,16 @@ def test_unknown_resource_and_filters_name_the_field_and_the_allowed_values() ->
         check_filters(RESOURCES["rewards"], {"status": "earned", "user_id": 3})
     assert caught.value.field == "filters.user_id"
     assert check_filters(RESOURCES["rewards"], {"status": "earned", "email": None}) == {"status": "earned"}
+
+
+def test_the_readme_lists_every_column_in_order_with_its_type() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Exports", 1)[1].split("\n## ", 1)[0]
+    short = {"integer": "int", "text": "text", "timestamp": "ts", "json": "json"}
+    for name, spec in RESOURCES.items():
+        (line,) = [row for row in section.splitlines() if row.startswith(f"| {name} |")]
+        listed = re.findall(r"`(\w+)` (int|text|ts|json)", line)
+        documented = [(c.name, short[c.type]) for c in spec.columns if not c.name.startswith("profile_")]
+        assert [item for item in listed if not item[0].startswith("profile_")] == documented, name
+        if name == "users":
+            assert ("profile_extra", "json") in listed and "validation.PROFILE_FIELDS" in line
