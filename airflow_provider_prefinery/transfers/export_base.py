@@ -48,14 +48,17 @@ class ExportSource:
     progress_interval: float = 10.0
     rows: int = 0
     started: float = field(default_factory=time.monotonic)
-    _requests_before: int = 0
+    _before: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._requests_before = self.hook.stats["requests"]
+        self._before = self.hook.stats
+
+    def _made(self, counter: str) -> int:
+        return self.hook.stats.get(counter, 0) - self._before.get(counter, 0)
 
     @property
     def requests(self) -> int:
-        return self.hook.stats["requests"] - self._requests_before
+        return self._made("requests")
 
     def batches(self, size: int) -> Iterator[list[Row]]:
         """Rows in lists of at most ``size``; progress logged at most every ``progress_interval`` s."""
@@ -79,7 +82,7 @@ class ExportSource:
             "filters": self.filters,
             "rows": self.rows,
             "requests": self.requests,
-            "retries": self.hook.stats.get("retries", 0),
+            "retries": self._made("retries"),
             "seconds": round(time.monotonic() - self.started, 3),
         }
 

@@ -148,7 +148,8 @@ def resource_of(name: Any) -> Resource:
 
 
 def check_filters(resource: Resource, filters: Any) -> dict[str, Any]:
-    """The filters as a dict, each a keyword of the resource's list method; values are the hook's to check."""
+    """The filters as a dict, each a keyword of the resource's list method. Values are strings (``status``:
+    one or a list); the hook checks e-mails and statuses."""
     if filters is None:
         return {}
     if not isinstance(filters, Mapping):
@@ -156,11 +157,13 @@ def check_filters(resource: Resource, filters: Any) -> dict[str, Any]:
             "filters", f"must be a mapping of filter names to values, got {type(filters).__name__}"
         )
     allowed = resource.filters
-    for name in filters:
+    for name, value in filters.items():
         if name not in allowed:
             raise PrefineryInputError(
                 f"filters.{name}", f"is not a filter of {resource.name}", allowed=allowed or "none"
             )
+        if name != "status" and value is not None and not isinstance(value, str):
+            raise PrefineryInputError(f"filters.{name}", f"must be a string, got {type(value).__name__}")
     return {name: value for name, value in filters.items() if value is not None}
 
 

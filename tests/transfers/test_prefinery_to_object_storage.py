@@ -165,6 +165,7 @@ BAD_INPUT = [
     ({"resource": "points", "filters": {"status": "earned"}}, "filters.status", ("email",)),
     ({"filters": {"referrer": "ABC"}}, "filters.referrer", ("email", "email_contains", "name")),
     ({"filters": "status=active"}, "filters", None),
+    ({"filters": {"name": ["Ada", "Bram"]}}, "filters.name", None),
     ({"batch_size": 0}, "batch_size", None),
 ]
 
