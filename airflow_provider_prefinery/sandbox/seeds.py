@@ -464,7 +464,7 @@ def _bulk_prefinery(data: SeedData, now: datetime) -> None:
                 {
                     "id": first_id + i,
                     "beta_id": beta_id,
-                    "email": f"{first}.{last}.{i}@bulk.example.com".lower().replace(" ", ""),
+                    "email": f"{first}.{last}.{beta_id}.{i}@bulk.example.com".lower().replace(" ", ""),
                     "status": status,
                     "invitation_code": None,
                     "imported_at": stamp if status == "imported" else None,
