@@ -112,6 +112,19 @@ TRANSFERS = [
         "python-module": f"{PACKAGE}.transfers.mailchimp_to_prefinery",
         "how-to-guide": "",
     },
+    # The exports: targets named as the common providers name their integrations.
+    {
+        "source-integration-name": "Prefinery",
+        "target-integration-name": "Common IO",
+        "python-module": f"{PACKAGE}.transfers.prefinery_to_object_storage",
+        "how-to-guide": "",
+    },
+    {
+        "source-integration-name": "Prefinery",
+        "target-integration-name": "Common SQL",
+        "python-module": f"{PACKAGE}.transfers.prefinery_to_sql",
+        "how-to-guide": "",
+    },
 ]
 
 

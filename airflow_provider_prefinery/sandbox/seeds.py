@@ -1,4 +1,4 @@
-"""Seed data: ``empty`` and ``demo``, deterministic (seeded random), and the ids tests and DAGs import.
+"""Seed data: ``empty``, ``demo`` and ``bulk``, deterministic, and the ids tests and DAGs import.
 
 Plain rows (dicts) only, no SQL and no web framework: ``state.Store`` loads them. Timestamps are spread
 over the days before ``now`` so windowed syncs ("members changed in the last N days") find realistic data.
@@ -17,7 +17,7 @@ from typing import Any
 DEFAULT_API_KEY = "sbx-dev-0123456789abcdef"
 """The key the sandbox accepts when started without ``--api-key`` (printed in its ready line)."""
 
-SEEDS: tuple[str, ...] = ("empty", "demo")
+SEEDS: tuple[str, ...] = ("empty", "demo", "bulk")
 DEFAULT_ACCOUNT = "default"
 
 DEMO_BETA_ID = 1001
@@ -29,6 +29,13 @@ DEMO_LIST_ID = "a1b2c3d4e5"
 DEMO_USER_COUNT = 320
 DEMO_MEMBER_COUNT = 2000
 DEMO_FIRST_USER_ID = 5001
+
+BULK_USER_COUNT = 100_000
+"""Users of the ``bulk`` seed in project ``DEMO_BETA_ID`` (exports and their benchmark)."""
+BULK_SMALL_BETA_ID = 1003
+"""A second ``bulk`` project with ``BULK_SMALL_USER_COUNT`` users of the same shape (memory baselines)."""
+BULK_SMALL_USER_COUNT = 10_000
+BULK_FIRST_USER_ID = 1_000_001
 
 DEMO_AUTOMATION_UUID = "6a1f0c3e-5b7d-4e2a-9c11-0a0000000001"
 """Piggy automation with event ``contact_updated`` (startable through the API)."""
@@ -169,7 +176,7 @@ def member_id(email: str) -> str:
 
 
 def build(name: str, now: datetime | None = None) -> SeedData:
-    """Return the rows of seed ``name`` (``empty`` or ``demo``), timestamps relative to ``now``."""
+    """Return the rows of seed ``name`` (one of ``SEEDS``), timestamps relative to ``now``."""
     if name not in SEEDS:
         raise ValueError(f"unknown seed {name!r}; choose one of {', '.join(SEEDS)}")
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
@@ -180,6 +187,8 @@ def build(name: str, now: datetime | None = None) -> SeedData:
         _demo_prefinery(data, rng, now)
         _demo_mailchimp(data, rng, now)
         _demo_piggy_contacts(data, rng, now)
+    elif name == "bulk":
+        _bulk_prefinery(data, now)
     return data
 
 
@@ -430,3 +439,55 @@ def _demo_piggy_contacts(data: SeedData, rng: random.Random, now: datetime) -> N
                     "created_at": iso_z(now - timedelta(days=rng.randint(1, 60))),
                 }
             )
+
+
+def _bulk_prefinery(data: SeedData, now: datetime) -> None:
+    """100,000 users in the main project and 10,000 in a second one, every field filled.
+
+    Fields are arithmetic on the index rather than random draws, so the rows build in about a second;
+    every status, a sixth of users referred (by the first tenth), distinct e-mails and referral codes.
+    """
+    created = iso_z(now - timedelta(days=365))
+    data.projects.append(
+        _project(BULK_SMALL_BETA_ID, "Sandbox Bulk Small", "https://small.example.com", created)
+    )
+    start = now - timedelta(days=365)
+    first_id = BULK_FIRST_USER_ID
+    for beta_id, count in ((DEMO_BETA_ID, BULK_USER_COUNT), (BULK_SMALL_BETA_ID, BULK_SMALL_USER_COUNT)):
+        stamps = [iso_z(start + timedelta(seconds=300 * i)) for i in range(0, count, 12)]
+        for i in range(count):
+            status = USER_STATUSES[i % len(USER_STATUSES)]
+            first, last = _FIRST[i % len(_FIRST)], _LAST[i // len(_FIRST) % len(_LAST)]
+            stamp = stamps[i // 12]
+            invited = status in ("invited", "active", "idle")
+            data.users.append(
+                {
+                    "id": first_id + i,
+                    "beta_id": beta_id,
+                    "email": f"{first}.{last}.{beta_id}.{i}@bulk.example.com".lower().replace(" ", ""),
+                    "status": status,
+                    "invitation_code": None,
+                    "imported_at": stamp if status == "imported" else None,
+                    "applied_at": stamp if status not in ("imported", "unconfirmed") else None,
+                    "invited_at": stamp if invited else None,
+                    "joined_at": stamp if status in ("active", "idle") else None,
+                    "unsubscribed_at": None,
+                    "share_clicks_count": i % 41,
+                    "share_signups_count": i % 7,
+                    "friend_invitations_allowed": 10,
+                    "friend_invitations_count": i % 3,
+                    "referral_code": f"BK{beta_id % 100:02d}{i:06d}",
+                    "referred_by": first_id + i // 10 if i % 6 == 5 else None,
+                    "groups": ("", "beta", "beta,vip")[i % 3],
+                    "profile": {
+                        "first_name": first,
+                        "last_name": last,
+                        "country": _COUNTRIES[i % len(_COUNTRIES)],
+                        "custom_var1": ("plan:free", "plan:pro", "plan:team")[i % 3],
+                    },
+                    "responses": [],
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+        first_id += count

@@ -10,7 +10,9 @@ fails with "no scenario" until it is given one in :data:`SCENARIOS` (its conf an
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -58,12 +60,21 @@ def _event_driven(control: Any) -> dict[str, Any]:
     return {"events": [{"resource": "rewards", "id": reward["id"]}]}
 
 
+def _nightly_export(control: Any) -> dict[str, Any]:
+    """Files and a SQLite warehouse in a fresh folder (the connection is part of the DAG's preparation)."""
+    folder = Path(tempfile.mkdtemp(prefix="prefinery-secret-export-"))
+    warehouse = {"conn_type": "sqlite", "host": str(folder / "warehouse.db")}
+    os.environ["AIRFLOW_CONN_PREFINERY_WAREHOUSE"] = json.dumps(warehouse)
+    return {"export_root": f"file://{folder}"}
+
+
 SCENARIOS: dict[str, Callable[[Any], dict[str, Any] | None]] = {
     "mailchimp_to_prefinery": _sync,
     "prefinery_referral_program": lambda control: None,
     "prefinery_reward_fulfillment": lambda control: None,
     "prefinery_wait_and_welcome": _wait_and_welcome,
     "prefinery_event_driven": _event_driven,
+    "prefinery_nightly_export": _nightly_export,
 }
 
 
