@@ -291,3 +291,14 @@ def test_dry_run_argument_leaves_airflows_dry_run_method_working(caplog) -> None
     with caplog.at_level("INFO"):
         op.dry_run()  # BaseOperator's: renders nothing, logs the template fields; no request is made
     assert callable(op.dry_run)
+
+
+def test_connection_ids_are_templated_and_the_operator_has_its_colour() -> None:
+    op = MailchimpToPrefineryOperator(
+        task_id="x",
+        mailchimp_conn_id="{{ params.env }}_mailchimp",
+        prefinery_conn_id="{{ params.env }}_prefinery",
+    )
+    op.render_template_fields({"params": {"env": "staging"}})
+    assert (op.mailchimp_conn_id, op.prefinery_conn_id) == ("staging_mailchimp", "staging_prefinery")
+    assert op.ui_color.startswith("#") and op.ui_color.lower() != "#fff"
