@@ -81,11 +81,6 @@ class SyncRules:
         if self.create_status is not None:
             v.one_of("create_status", self.create_status, v.USER_STATUSES)
 
-    @property
-    def profile_fields(self) -> tuple[str, ...]:
-        """The Prefinery profile fields the sync owns, in a stable order (the digest covers only these)."""
-        return tuple(sorted(self.merge_fields.values()))
-
     def target(self, status: Any) -> str | None:
         return self.status_actions.get(status) if isinstance(status, str) else None
 
