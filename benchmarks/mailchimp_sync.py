@@ -179,7 +179,7 @@ class MemoryStore:
     text: str | None = None
 
     def load(self) -> Any:
-        from airflow_provider_prefinery.transfers.mailchimp_plan import IdIndex
+        from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex
 
         return IdIndex.decode(self.text) if self.text else None
 

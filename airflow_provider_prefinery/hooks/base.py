@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -15,6 +15,8 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryInputError,
 )
 from airflow_provider_prefinery.hooks.rest import RestClient, RetryPolicy, Timeouts
+
+H = TypeVar("H", bound="ApiHook")
 
 
 def connection_extra(conn: Any, conn_type: str) -> dict[str, Any]:
@@ -144,7 +146,7 @@ class ApiHook(BaseHook):
         options.update(overrides)
         return RestClient(**options)
 
-    def quick_copy(self, **kwargs: Any) -> ApiHook:
+    def quick_copy(self: H, **kwargs: Any) -> H:
         """The same hook with one short retry and short timeouts: the Test button answers in seconds,
         not after the full backoff a task would wait."""
         return type(self)(

@@ -19,13 +19,9 @@ from requests.auth import HTTPBasicAuth
 
 from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError, PrefineryNotFoundError
 from airflow_provider_prefinery.hooks.base import ApiHook, require
-from airflow_provider_prefinery.hooks.rest import (
-    ApiErrorInfo,
-    ApiResponse,
-    RestClient,
-    key_fingerprint,
-    quote_id,
-)
+from airflow_provider_prefinery.hooks.error_mapping import ApiErrorInfo, json_error_parser
+from airflow_provider_prefinery.hooks.rate_limit import key_fingerprint
+from airflow_provider_prefinery.hooks.rest import ApiResponse, RestClient, quote_id
 
 SERVICE = "Mailchimp"
 API_PREFIX = "/3.0/"
@@ -52,18 +48,13 @@ def data_center(api_key: str) -> str | None:
     return dc if sep and dc.isalnum() else None
 
 
-def parse_mailchimp_error(response: requests.Response) -> ApiErrorInfo:
+@json_error_parser
+def parse_mailchimp_error(body: Mapping[str, Any], response: requests.Response) -> ApiErrorInfo | None:
     """Read Mailchimp's ``application/problem+json`` body: the one Mailchimp error parser.
 
     ``title`` (e.g. "Resource Not Found") becomes the code, ``detail`` the message; field errors from
     ``errors: [{field, message}]`` are appended.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
-    if not isinstance(body, Mapping):
-        return ApiErrorInfo(message=str(body)[:500], details=body)
     title = body.get("title") if isinstance(body.get("title"), str) else None
     detail = body.get("detail") if isinstance(body.get("detail"), str) else None
     message = detail or title or response.reason or "request failed"

@@ -1,27 +1,25 @@
 """PiggyHook: the part of the Piggy (Leat) API v3 that delivers rewards: automations, contacts, runs.
 
-Every path lives in :data:`ENDPOINTS`, like PrefineryHook's table. Requests go through the shared REST
-core (retries on 429 and 503 maintenance, timeouts, redaction); Piggy's error body ``{status_code, code,
-message, errors}`` is read by ONE parser, :func:`parse_piggy_error`, which maps Piggy's own codes onto the
-provider's error tree (Piggy asks integrators to branch on ``code``, not on the HTTP status).
+Every path lives in :data:`ENDPOINTS` (``piggy_endpoints.py``, rows of the same type as PrefineryHook's
+table). Requests go through the shared REST core (retries on 429 and 503 maintenance, timeouts,
+redaction); Piggy's error body ``{status_code, code, message, errors}`` is read by ONE parser,
+:func:`parse_piggy_error`, which maps Piggy's own codes onto the provider's error tree (Piggy asks
+integrators to branch on ``code``, not on the HTTP status).
 
 Authentication: a Personal Access Token or API key in the connection's password, or OAuth client
 credentials (extra ``client_id`` and ``client_secret``) exchanged at ``/oauth/token`` for an access token
-that is cached, thread-safely, until shortly before it expires.
+that is cached, thread-safely, until shortly before it expires (``piggy_oauth.py``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property, partial
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any
 
-import requests
 from airflow.providers.common.compat.sdk import mask_secret
 
 from airflow_provider_prefinery import validation as v
@@ -29,113 +27,46 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryError,
     PrefineryInputError,
     PrefineryNotFoundError,
-    PrefineryValidationError,
 )
 from airflow_provider_prefinery.hooks.base import ApiHook, base_url, require
-from airflow_provider_prefinery.hooks.rest import (
-    ApiErrorInfo,
-    ApiResponse,
-    BearerAuth,
-    RestClient,
+from airflow_provider_prefinery.hooks.piggy_endpoints import (
+    API_PREFIX,
+    CONTACT_NOT_FOUND,
+    DEFAULT_HOST,
+    ENDPOINTS,
+    ERROR_KINDS,
+    INVALID_INPUT,
+    MODEL_NOT_FOUND,
+    PAGE_LIMIT,
+    SERVICE,
+    STARTABLE_EVENT,
+    TOKEN_PATH,
+    next_piggy_page,
+    parse_piggy_error,
 )
+from airflow_provider_prefinery.hooks.piggy_oauth import DEFAULT_TOKEN_TTL, ClientCredentialsAuth
+from airflow_provider_prefinery.hooks.rest import BearerAuth, RestClient
 
-SERVICE = "Piggy"
-DEFAULT_HOST = "https://api.piggy.eu"
-API_PREFIX = "/api/v3/oauth/clients/"
-TOKEN_PATH = "oauth/token"  # relative to the origin, not to the API prefix
-PAGE_LIMIT = 100  # Piggy's maximum page size
-STARTABLE_EVENT = "contact_updated"  # the only automation event Piggy starts through the API [doc]
-# Renew an OAuth access token this long before it expires (at most a tenth of its lifetime).
-TOKEN_RENEW_MARGIN = 60.0
-DEFAULT_TOKEN_TTL = 300.0  # when the token answer has no expires_in
-
-Shape = Literal["doc", "assumed"]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One Piggy action: how to call it, and how sure the reference is of it."""
-
-    method: str
-    path: str
-    shape: Shape = "doc"
-
-
-# THE endpoint table. Paths are relative to /api/v3/oauth/clients/.
-ENDPOINTS: dict[str, Endpoint] = {
-    "list_automations": Endpoint("GET", "automations"),
-    # Not idempotent (every call starts another run) and Piggy has no idempotency key: never replayed
-    # after an ambiguous failure (the core retries a POST only on 429/503 or when it was never sent).
-    "create_automation_run": Endpoint("POST", "automations/runs"),
-    "find_contact": Endpoint("GET", "contacts/find-one-by"),
-    # A GET that creates when missing: repeating it finds the contact the first call made.
-    "find_or_create_contact": Endpoint("GET", "contacts/find-or-create"),
-}
-
-# Piggy's documented codes, mapped to the error tree (others fall back to the HTTP status).
-INVALID_INPUT = 1003
-CONTACT_NOT_FOUND = 55031
-MODEL_NOT_FOUND = 60013
-ERROR_KINDS: dict[int, tuple[type[PrefineryError], str]] = {
-    INVALID_INPUT: (PrefineryValidationError, "invalid input"),
-    CONTACT_NOT_FOUND: (PrefineryNotFoundError, "contact not found"),
-    MODEL_NOT_FOUND: (PrefineryNotFoundError, "automation not found"),
-}
-
-
-def _field_messages(errors: Any) -> str:
-    """Flatten Piggy's ``errors`` (``{field: [messages]}`` or a list) into ``field: message; ...``."""
-    if isinstance(errors, Mapping):
-        parts = []
-        for name, messages in errors.items():
-            texts = messages if isinstance(messages, list) else [messages]
-            parts.extend(f"{name}: {text}" for text in texts)
-        return "; ".join(parts)
-    if isinstance(errors, list):
-        return "; ".join(str(item) for item in errors)
-    return ""
-
-
-def parse_piggy_error(response: requests.Response) -> ApiErrorInfo:
-    """Read ``{status_code, code, message, errors}`` (and OAuth's ``{error, error_description}``).
-
-    The one Piggy error parser: 1003 is a validation error carrying the field messages, 55031 (contact)
-    and 60013 (automation) are not-found errors whatever the HTTP status; other codes keep the status's
-    class.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
-    if not isinstance(body, Mapping):
-        return ApiErrorInfo(message=str(body)[:500], details=body)
-    code = body.get("code")
-    if code is None and isinstance(body.get("error"), str):  # the OAuth token endpoint's shape
-        text = body.get("error_description") or body.get("message") or body["error"]
-        return ApiErrorInfo(code=body["error"], message=str(text), details=body)
-    message = str(body.get("message") or response.reason or "request failed")
-    fields = _field_messages(body.get("errors"))
-    if fields:
-        message = f"{message} ({fields})"
-    try:
-        known = ERROR_KINDS.get(int(code)) if code is not None else None
-    except (TypeError, ValueError):
-        known = None
-    kind = None
-    if known is not None:
-        kind, what = known
-        if what not in message.lower():
-            message = f"{what}: {message}"
-    return ApiErrorInfo(code=code, message=message, kind=kind, details=body)
-
-
-def next_page(response: ApiResponse, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Follow ``meta.page``/``meta.last_page``; an answer without paging meta is the only page."""
-    meta = response.data.get("meta") if isinstance(response.data, Mapping) else None
-    if not isinstance(meta, Mapping) or "last_page" not in meta:
-        return None
-    page = int(meta.get("page", params.get("page", 1)))
-    return {**params, "page": page + 1} if page < int(meta["last_page"]) else None
+__all__ = [
+    "API_PREFIX",
+    "CONTACT_NOT_FOUND",
+    "DEFAULT_HOST",
+    "ENDPOINTS",
+    "ERROR_KINDS",
+    "INVALID_INPUT",
+    "MODEL_NOT_FOUND",
+    "PAGE_LIMIT",
+    "SERVICE",
+    "STARTABLE_EVENT",
+    "TOKEN_PATH",
+    "ClientCredentialsAuth",
+    "PiggyHook",
+    "check_run_data",
+    "check_uuid",
+    "is_startable",
+    "parse_piggy_error",
+    "pick_automation",
+]
 
 
 def _data(body: Any) -> Any:
@@ -231,83 +162,6 @@ def pick_automation(
         )
         raise PrefineryInputError(field, problem, service=SERVICE)
     return automation
-
-
-# --------------------------------------------------------------------------------------------------
-# OAuth client credentials
-# --------------------------------------------------------------------------------------------------
-class ClientCredentialsAuth(requests.auth.AuthBase):
-    """Bearer auth with an OAuth client-credentials token: exchanged on first use, reused by every
-    thread, exchanged again shortly before it expires (Piggy issues no refresh tokens) or when the API
-    refuses it (401: revoked, or expired early), in which case the request is sent once more.
-
-    :param exchange: returns ``(access_token, expires_in_seconds)``; called under the lock, so one
-        exchange serves every thread waiting for a token.
-    :param on_token: told of each new token (the hook adds it to redaction and Airflow's log masking).
-    """
-
-    def __init__(
-        self,
-        exchange: Callable[[], tuple[str, float]],
-        *,
-        on_token: Callable[[str], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._exchange = exchange
-        self._on_token = on_token
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._renew_at = 0.0
-        self.exchanges = 0
-
-    def token(self) -> str:
-        """The current access token, exchanging the client credentials when none is fresh enough."""
-        with self._lock:
-            now = self._clock()
-            if self._token is None or now >= self._renew_at:
-                token, ttl = self._exchange()
-                self.exchanges += 1
-                if self._on_token is not None:
-                    self._on_token(token)
-                ttl = max(float(ttl), 0.0)
-                self._token = token
-                self._renew_at = now + ttl - min(TOKEN_RENEW_MARGIN, ttl / 10)
-            return self._token
-
-    def invalidate(self, token: str) -> None:
-        """Drop ``token`` from the cache if it is still the current one (the server refused it)."""
-        with self._lock:
-            if self._token == token:
-                self._token = None
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self.token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        request.register_hook("response", partial(self._resend_on_401, token=token))
-        return request
-
-    def _resend_on_401(self, response: requests.Response, *, token: str, **kwargs: Any) -> requests.Response:
-        """A 401 means the token was revoked or expired early: exchange a new one and send once more.
-
-        Safe for every method, a run included: a refused request was not applied. Like requests' own
-        digest auth, the retry goes through the same connection adapter, so the REST core sees one answer.
-        """
-        if response.status_code != 401 or response.request is None:
-            return response
-        self.invalidate(token)
-        response.content  # noqa: B018 - drain the body so the connection can be reused
-        response.close()
-        retry = response.request.copy()
-        retry.hooks = {"response": []}  # no second resend
-        retry.headers["Authorization"] = f"Bearer {self.token()}"
-        resent = response.connection.send(retry, **kwargs)
-        resent.history.append(response)
-        resent.request = retry
-        return resent
-
-    def __repr__(self) -> str:
-        return "ClientCredentialsAuth(***)"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -431,7 +285,9 @@ class PiggyHook(ApiHook):
     def call(self, action: str, *, params: Mapping[str, Any] | None = None, body: Any = None) -> Any:
         """Send one row of the endpoint table and return the answer's ``data``."""
         endpoint = ENDPOINTS[action]
-        response = self.client.request(endpoint.method, endpoint.path, params=params, json=body)
+        response = self.client.request(
+            endpoint.method, endpoint.path, params=params, json=body, replay_safe=endpoint.replay_safe
+        )
         return _data(response.data)
 
     # ------------------------------------------------------------------ automations
@@ -444,7 +300,7 @@ class PiggyHook(ApiHook):
         """
         endpoint = ENDPOINTS["list_automations"]
         return self.client.paginate(
-            endpoint.path, params={"limit": PAGE_LIMIT}, next_params=next_page, items=_data
+            endpoint.path, params={"limit": PAGE_LIMIT}, next_params=next_piggy_page, items=_data
         )
 
     def resolve_automation(self, *, name: str | None = None, uuid: str | None = None) -> dict[str, Any]:

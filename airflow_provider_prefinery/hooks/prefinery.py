@@ -1,165 +1,56 @@
 """PrefineryHook: the Prefinery REST API v2, driven by ONE endpoint table.
 
-Every path, method and body wrapper lives in :data:`ENDPOINTS`; where the reference marks a shape as
-assumed, the row says so, and correcting it is a one-line change. Methods validate their input before any
-request (``validation.py``), send through the shared REST core, and return parsed JSON: a dict, None, or a
-lazy iterator of dicts for ``list_*``.
+The table and its facts (:data:`ENDPOINTS`, :data:`RATE_LIMITS`, the error codes and parser, the pagination
+rule) live in ``prefinery_endpoints.py`` and are importable from here too. Methods validate their input
+before any request (``validation.py``), send through the shared REST core, and return parsed JSON: a dict,
+None, or a lazy iterator of dicts for ``list_*``.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Literal
-
-import requests
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from airflow_provider_prefinery import validation as v
-from airflow_provider_prefinery.exceptions import (
-    PrefineryError,
-    PrefineryInputError,
-    PrefineryNotFoundError,
-    PrefineryValidationError,
-)
-from airflow_provider_prefinery.hooks.base import ApiHook
-from airflow_provider_prefinery.hooks.rest import (
-    ApiErrorInfo,
-    ApiResponse,
-    BearerAuth,
-    TokenBucket,
-    key_fingerprint,
-    quote_id,
-    shared_bucket,
+from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryNotFoundError
+from airflow_provider_prefinery.hooks.endpoint import Endpoint, Shape
+from airflow_provider_prefinery.hooks.prefinery_base import PrefineryBaseHook
+from airflow_provider_prefinery.hooks.prefinery_endpoints import (
+    API_PREFIX,
+    DEFAULT_HOST,
+    DUPLICATE_SUPPRESSION,
+    DUPLICATE_USER,
+    ENDPOINTS,
+    ERROR_CODES,
+    PER_PROJECT_LIMITS,
+    RATE_LIMITS,
+    parse_prefinery_error,
 )
 
-DEFAULT_HOST = "https://api.prefinery.com"
-API_PREFIX = "/api/v2/"
-
-Shape = Literal["doc", "client", "assumed"]
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One API action: how to call it, which rate limit it counts against, and how sure we are of it."""
-
-    method: str
-    path: str
-    wrapper: str | None = None  # the key the JSON body is wrapped in, None for a top-level body
-    limit: str | None = None  # a key of RATE_LIMITS, or "write"
-    replay_safe: bool = (
-        False  # a replayed POST is reported as a duplicate (duplicate_code), never applied twice
-    )
-    duplicate_code: int | None = None
-    shape: Shape = "doc"
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_HOST",
+    "DUPLICATE_SUPPRESSION",
+    "DUPLICATE_USER",
+    "ENDPOINTS",
+    "ERROR_CODES",
+    "PER_PROJECT_LIMITS",
+    "RATE_LIMITS",
+    "Endpoint",
+    "PrefineryHook",
+    "Shape",
+    "parse_prefinery_error",
+]
 
 
-# THE endpoint table. Paths are relative to /api/v2/; {beta_id} and {id} are URL-quoted when filled.
-ENDPOINTS: dict[str, Endpoint] = {
-    "list_projects": Endpoint("GET", "betas.json", limit="projects"),
-    "get_project": Endpoint("GET", "betas/{beta_id}.json", limit="projects"),
-    "delete_project": Endpoint("DELETE", "betas/{beta_id}.json", limit="write"),
-    "list_users": Endpoint("GET", "betas/{beta_id}/testers.json", limit="list_users"),
-    "get_user": Endpoint("GET", "betas/{beta_id}/testers/{id}.json"),
-    "create_user": Endpoint(
-        "POST", "betas/{beta_id}/testers.json", "tester", "write", True, 2310, shape="client"
-    ),
-    "update_user": Endpoint("PUT", "betas/{beta_id}/testers/{id}.json", "tester", "write", shape="client"),
-    "delete_user": Endpoint("DELETE", "betas/{beta_id}/testers/{id}.json", limit="write", shape="assumed"),
-    "checkin_user_by_id": Endpoint(
-        "POST", "betas/{beta_id}/testers/{id}/checkin.json", limit="write", replay_safe=True, shape="client"
-    ),
-    "checkin_user_by_email": Endpoint(
-        "POST", "betas/{beta_id}/checkins.json", "checkin", "write", replay_safe=True
-    ),
-    "list_rewards": Endpoint("GET", "betas/{beta_id}/rewards.json", limit="list_rewards"),
-    "get_reward": Endpoint("GET", "betas/{beta_id}/rewards/{id}.json", shape="assumed"),
-    "create_reward": Endpoint("POST", "betas/{beta_id}/rewards.json", limit="write", shape="assumed"),
-    "trigger_rewards": Endpoint(
-        "POST", "betas/{beta_id}/rewards/trigger.json", limit="write", shape="assumed"
-    ),
-    "update_reward_status": Endpoint(
-        "PATCH", "betas/{beta_id}/rewards/{id}.json", limit="write", shape="assumed"
-    ),
-    "list_suppressions": Endpoint("GET", "betas/{beta_id}/suppressions.json"),
-    "get_suppression": Endpoint("GET", "betas/{beta_id}/suppressions/{id}.json", shape="assumed"),
-    "create_suppression": Endpoint(
-        "POST", "betas/{beta_id}/suppressions.json", limit="write", replay_safe=True, duplicate_code=2702
-    ),
-    "delete_suppression": Endpoint(
-        "DELETE", "betas/{beta_id}/suppressions/{id}.json", limit="write", shape="assumed"
-    ),
-    "create_friend_invitation": Endpoint(
-        "POST", "betas/{beta_id}/friend_invitations.json", "friend_invitation", "write"
-    ),
-    "list_points": Endpoint("GET", "betas/{beta_id}/points.json", limit="list_points"),
-    "create_points": Endpoint("POST", "betas/{beta_id}/points.json", limit="write"),
-}
-
-# Documented client limits: (requests, seconds). LIST users counts per project; the rest per key.
-RATE_LIMITS: dict[str, tuple[float, float]] = {
-    "projects": (90, 15 * 60),
-    "list_users": (60, 60),
-    "list_rewards": (60, 60),
-    "list_points": (60, 60),
-}
-PER_PROJECT_LIMITS = frozenset({"list_users"})
-
-# Error codes the reference documents, for messages and for callers that branch on them.
-ERROR_CODES: dict[int, str] = {
-    2201: "project general error",
-    2204: "unable to delete project",
-    2301: "invalid email",
-    2310: "duplicate user",
-    2701: "suppression general error",
-    2702: "suppression email already exists",
-    2703: "suppression email required",
-    2801: "points general error",
-    2802: "points email required",
-    2803: "points email not found",
-    2804: "points quantity required",
-}
-# The duplicate codes, read from the table: import these rather than spelling the numbers again.
-DUPLICATE_USER: int = ENDPOINTS["create_user"].duplicate_code  # type: ignore[assignment]
-DUPLICATE_SUPPRESSION: int = ENDPOINTS["create_suppression"].duplicate_code  # type: ignore[assignment]
+def _with_email(items: Iterable[dict[str, Any]], email: str) -> dict[str, Any] | None:
+    """The first item whose ``email`` matches, case-insensitively (a filtered LIST may match loosely)."""
+    target = email.lower()
+    return next((item for item in items if str(item.get("email", "")).lower() == target), None)
 
 
-def parse_prefinery_error(response: requests.Response) -> ApiErrorInfo:
-    """Read ``{"errors":[{"code","message"}]}`` or ``{"error": "..."}``: the one Prefinery error parser."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
-    if isinstance(body, Mapping):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            first = errors[0] if isinstance(errors[0], Mapping) else {"message": str(errors[0])}
-            messages = "; ".join(
-                str(e.get("message", e)) if isinstance(e, Mapping) else str(e) for e in errors
-            )
-            return ApiErrorInfo(code=first.get("code"), message=messages, details=body)
-        if isinstance(body.get("error"), str):
-            return ApiErrorInfo(code=body.get("code"), message=body["error"], details=body)
-    return ApiErrorInfo(message=str(body)[:500], details=body)
-
-
-def next_page(response: ApiResponse, params: dict[str, Any]) -> dict[str, Any] | None:
-    """Follow ``X-Pagination.next_page``; without the header, ask for the next page until one is empty."""
-    raw = response.headers.get("X-Pagination")
-    if raw:
-        try:
-            meta = json.loads(raw)
-        except ValueError:
-            meta = None
-        if isinstance(meta, Mapping):
-            nxt = meta.get("next_page")
-            return {**params, "page": int(nxt)} if nxt else None
-    return {**params, "page": int(params.get("page", 1)) + 1}
-
-
-class PrefineryHook(ApiHook):
+class PrefineryHook(PrefineryBaseHook):
     """Talk to Prefinery's REST API v2 for one connection (and, by default, one project).
 
     :param prefinery_conn_id: the Airflow connection (type ``prefinery``): password = API key, host = API
@@ -171,131 +62,6 @@ class PrefineryHook(ApiHook):
         publishes none).
     :param rate_limit_scale: multiply every client-side limit (for sandboxes and benchmarks).
     """
-
-    conn_name_attr = "prefinery_conn_id"
-    default_conn_name = "prefinery_default"
-    conn_type = "prefinery"
-    hook_name = "Prefinery"
-    service = "Prefinery"
-    default_host = DEFAULT_HOST
-    api_prefix = API_PREFIX
-
-    def __init__(
-        self,
-        prefinery_conn_id: str = default_conn_name,
-        beta_id: int | str | None = None,
-        *,
-        write_rate_limit: float | None = None,
-        rate_limit_scale: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(prefinery_conn_id, **kwargs)
-        self.prefinery_conn_id = self.conn_id
-        self._beta_id = beta_id
-        self._write_rate_limit = write_rate_limit
-        self._rate_limit_scale = rate_limit_scale
-
-    # ------------------------------------------------------------------ connection and plumbing
-    @cached_property
-    def client(self):  # type: ignore[override]
-        return self.build_client(auth=BearerAuth(self.secret), error_parser=parse_prefinery_error)
-
-    def resolve_beta_id(self, beta_id: int | str | None = None) -> int:
-        """The project id from the argument, else the hook's, else the connection's ``beta_id`` extra."""
-        for candidate in (beta_id, self._beta_id):
-            if candidate not in (None, ""):
-                return v.positive_int("beta_id", candidate)
-        from_conn = self.extra.get("beta_id")
-        if from_conn in (None, ""):
-            raise PrefineryInputError(
-                "beta_id",
-                f"no project id: pass beta_id= or set 'API Beta ID' on connection {self.conn_id!r}",
-            )
-        return v.positive_int("beta_id", from_conn)
-
-    @property
-    def rate_limit_scale(self) -> float:
-        """The factor on every client-side limit: the argument, else the connection's extra, else 1."""
-        return float(self._rate_limit_scale or self.extra.get("rate_limit_scale") or 1.0)
-
-    @cached_property
-    def _limit_scope(self) -> tuple[str, str, str]:
-        """Who shares a limiter: every hook of this key on this origin, in this process (hashed once)."""
-        return (self.service, key_fingerprint(self.secret), self.client.base_url)
-
-    def _bucket(self, endpoint: Endpoint, beta_id: int | None) -> TokenBucket | None:
-        scale = self.rate_limit_scale
-        burst = None
-        if endpoint.limit == "write":
-            per_second = self._write_rate_limit or self.extra.get("write_rate_limit")
-            if not per_second:
-                return None
-            # Writes come in batches: pace them evenly (no burst) for the highest sustained rate.
-            limit, period, burst = float(per_second) * scale, 1.0, 1.0
-        elif endpoint.limit in RATE_LIMITS:
-            limit, period = RATE_LIMITS[endpoint.limit]
-            limit *= scale
-        else:
-            return None
-        scope: tuple[Any, ...] = (*self._limit_scope, endpoint.limit)
-        if endpoint.limit in PER_PROJECT_LIMITS:
-            scope = (*scope, beta_id)
-        return shared_bucket(scope, limit, period, burst=burst)
-
-    def _path(self, action: str, beta_id: int | None, record: Any = None) -> str:
-        fill = {"beta_id": quote_id(beta_id) if beta_id is not None else "", "id": quote_id(record)}
-        return ENDPOINTS[action].path.format(**fill)
-
-    def call(
-        self,
-        action: str,
-        *,
-        beta_id: int | None = None,
-        record: Any = None,
-        body: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Send one row of the endpoint table and return the parsed answer."""
-        endpoint = ENDPOINTS[action]
-        payload = None
-        if body is not None:
-            payload = {endpoint.wrapper: dict(body)} if endpoint.wrapper else dict(body)
-        response = self.client.request(
-            endpoint.method,
-            self._path(action, beta_id, record),
-            params=params,
-            json=payload,
-            bucket=self._bucket(endpoint, beta_id),
-            replay_safe=endpoint.replay_safe,
-        )
-        return response.data
-
-    def paginate(
-        self, action: str, *, beta_id: int | None = None, params: Mapping[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Lazily list every page of a list endpoint (one page in memory at a time)."""
-        endpoint = ENDPOINTS[action]
-        query = {key: value for key, value in (params or {}).items() if value is not None}
-        return self.client.paginate(
-            self._path(action, beta_id),
-            params=query,
-            next_params=next_page,
-            bucket=self._bucket(endpoint, beta_id),
-        )
-
-    def _create_once(
-        self, action: str, beta_id: int, body: Mapping[str, Any], find: Callable[[], dict[str, Any] | None]
-    ) -> dict[str, Any]:
-        """Create through a replay-safe row: when a retry of our own unanswered attempt meets the
-        endpoint's duplicate code, the object our first attempt made is found and returned."""
-        try:
-            return self.call(action, beta_id=beta_id, body=body)
-        except PrefineryValidationError as err:
-            if err.code == ENDPOINTS[action].duplicate_code and err.replayed:
-                existing = find()
-                if existing is not None:
-                    return existing
-            raise
 
     # ------------------------------------------------------------------ projects
     def list_projects(self) -> Iterator[dict[str, Any]]:
@@ -355,11 +121,7 @@ class PrefineryHook(ApiHook):
 
     def find_user(self, email: str, *, beta_id: int | str | None = None) -> dict[str, Any] | None:
         """Return the user with this e-mail (case-insensitive), or None: one LIST call."""
-        target = email.lower()
-        for user in self.list_users(email=email, beta_id=beta_id):
-            if str(user.get("email", "")).lower() == target:
-                return user
-        return None
+        return _with_email(self.list_users(email=email, beta_id=beta_id), email)
 
     def get_user(self, user_id: int | str, *, beta_id: int | str | None = None) -> dict[str, Any]:
         """Fetch one user by id.
@@ -494,11 +256,7 @@ class PrefineryHook(ApiHook):
 
     def find_suppression(self, email: str, *, beta_id: int | str | None = None) -> dict[str, Any] | None:
         """Return the suppression of this e-mail (case-insensitive), or None."""
-        target = email.lower()
-        for item in self.list_suppressions(email=email, beta_id=beta_id):
-            if str(item.get("email", "")).lower() == target:
-                return item
-        return None
+        return _with_email(self.list_suppressions(email=email, beta_id=beta_id), email)
 
     def get_suppression(
         self, suppression_id: int | str, *, beta_id: int | str | None = None

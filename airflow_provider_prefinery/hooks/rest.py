@@ -1,23 +1,24 @@
 """The one HTTP core every hook shares: send, check, retry, limit, page, redact.
 
-It knows nothing of Prefinery: each hook hands it a base URL, an auth, an error parser and its limits.
-The retry decision and the backoff are pure module-level functions (after stripe-python), so sync code,
-triggers and tests share them instead of copies.
+It knows nothing of Prefinery: each hook hands it a base URL, an auth, an error parser and its limiters.
+This module holds the client (:class:`RestClient`); its parts live beside it, each in its own module:
+
+* ``retry_policy``: which failures are retried and how long to wait (pure functions, after stripe-python);
+* ``rate_limit``: the :class:`RateLimiter` the client calls, and the in-process :class:`TokenBucket`;
+* ``error_mapping``: status -> error class, and the preamble every API's error parser shares;
+* ``concurrency``: :func:`bounded_map`, many calls in a few threads.
+
+Every name of those modules is importable from here too, as before they were split out.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import logging
-import random
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -29,107 +30,70 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryAuthError,
     PrefineryConnectionError,
     PrefineryError,
-    PrefineryNotFoundError,
     PrefineryPermissionError,
     PrefineryRateLimitError,
-    PrefineryServerError,
-    PrefineryValidationError,
+)
+from airflow_provider_prefinery.hooks.concurrency import bounded_map
+from airflow_provider_prefinery.hooks.error_mapping import (
+    STATUS_ERRORS,
+    ApiErrorInfo,
+    ErrorParser,
+    default_error_parser,
+    error_class,
+    json_error_parser,
+)
+from airflow_provider_prefinery.hooks.rate_limit import (
+    _BUCKETS,
+    RateLimiter,
+    TokenBucket,
+    key_fingerprint,
+    shared_bucket,
+)
+from airflow_provider_prefinery.hooks.retry_policy import (
+    IDEMPOTENT_METHODS,
+    POST_SAFE_STATUSES,
+    RETRY_STATUSES,
+    RetryPolicy,
+    Timeouts,
+    backoff_delay,
+    is_retryable,
+    parse_retry_after,
 )
 
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "POST_SAFE_STATUSES",
+    "RETRY_STATUSES",
+    "STATUS_ERRORS",
+    "_BUCKETS",
+    "ApiErrorInfo",
+    "ApiResponse",
+    "BearerAuth",
+    "ErrorParser",
+    "RateLimiter",
+    "RestClient",
+    "RetryPolicy",
+    "Timeouts",
+    "TokenBucket",
+    "backoff_delay",
+    "bounded_map",
+    "default_error_parser",
+    "error_class",
+    "is_retryable",
+    "json_error_parser",
+    "key_fingerprint",
+    "parse_retry_after",
+    "quote_id",
+    "shared_bucket",
+    "user_agent",
+]
+
 log = logging.getLogger(__name__)
-
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
-# Statuses after which a POST cannot have been applied: the server refused it before acting.
-POST_SAFE_STATUSES = frozenset({429, 503})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-# --------------------------------------------------------------------------------------------------
-# Policy: pure functions and small value objects
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry; one per hook, overridable per connection or argument."""
-
-    max_retries: int = 5
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_max: float = 120.0
-    jitter: float = 0.25  # +/- this fraction of the computed delay
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Connect and read timeouts in seconds: no request is ever sent without both."""
-
-    connect: float = 10.0
-    read: float = 60.0
-
-    def as_tuple(self) -> tuple[float, float]:
-        return (self.connect, self.read)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Read a ``Retry-After`` header given as seconds or as an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def is_retryable(
-    method: str, *, status: int | None = None, sent: bool = True, replay_safe: bool = False
-) -> bool:
-    """Decide whether a failed attempt may be repeated.
-
-    ``status`` is the HTTP status (None when no answer came); ``sent`` is False only when the connection
-    was never established. Idempotent methods retry on any connection failure, 429 and 5xx. A POST retries
-    only when it cannot have been applied (not sent, 429, 503), unless the endpoint is ``replay_safe``
-    (the API reports a replayed create as a duplicate, which the hook treats as already done).
-    """
-    if status is not None and status not in RETRY_STATUSES:
-        return False
-    if method.upper() in IDEMPOTENT_METHODS or replay_safe:
-        return True
-    if status is None:
-        return not sent
-    return status in POST_SAFE_STATUSES
-
-
-def backoff_delay(
-    attempt: int,
-    policy: RetryPolicy,
-    retry_after: float | None = None,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based): the server's hint, else capped doubling."""
-    if retry_after is not None:
-        return min(retry_after, policy.retry_after_max)
-    base = min(policy.backoff_initial * (2 ** (attempt - 1)), policy.backoff_max)
-    return max(0.0, base * (1 + policy.jitter * (2 * rand() - 1)))
 
 
 def quote_id(value: Any) -> str:
     """URL-quote an id for a path segment: the one place ids enter URLs."""
     return quote(str(value), safe="")
-
-
-def key_fingerprint(secret: str) -> str:
-    """A stable, non-reversible name for a key, to scope shared rate limiters without holding the key."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -146,133 +110,6 @@ class BearerAuth(requests.auth.AuthBase):
         return "BearerAuth(***)"
 
 
-# --------------------------------------------------------------------------------------------------
-# Client-side rate limiting
-# --------------------------------------------------------------------------------------------------
-class TokenBucket:
-    """A thread-safe rate limiter that never lets more than ``limit`` requests into any ``period``.
-
-    A burst of ``capacity`` is allowed, and the refill rate is lowered by that burst, so even a server
-    counting in a sliding window never sees more than ``limit``. Each caller reserves its own slot
-    (virtual scheduling, as in GCRA) and sleeps once until it, so waiters never race for the same token.
-    ``pause()`` lets a 429 hold every thread, including those already asleep on a reservation.
-    """
-
-    def __init__(
-        self,
-        limit: float,
-        period: float,
-        *,
-        burst: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if limit <= 0 or period <= 0:
-            raise ValueError("a rate limit needs a positive limit and period")
-        self.limit = limit
-        self.period = period
-        # ``burst=1`` paces evenly at (limit - 1) per period: the most a batch can sustain.
-        default = max(1.0, min(float(limit) / 10, 10.0)) if limit >= 2 else 1.0
-        self.capacity = default if burst is None else max(1.0, min(float(burst), float(limit)))
-        self.rate = max(limit - self.capacity, limit / 2) / period
-        self._interval = 1.0 / self.rate
-        self._clock = clock
-        self._tat = clock()  # theoretical arrival time of the next request at full pace
-        self._paused_until = 0.0
-        self._epoch = 0  # bumped by pause(): reservations made before it are void
-        self._lock = threading.Lock()
-
-    def _reserve(self) -> tuple[float, int]:
-        """Reserve the earliest free slot; return how long to wait for it and the reservation's epoch."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._paused_until, self._tat - (self.capacity - 1) * self._interval)
-            self._tat = max(self._tat, start) + self._interval
-            return start - now, self._epoch
-
-    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
-        """Block until this caller's slot comes; return the seconds waited."""
-        waited = 0.0
-        while True:
-            delay, epoch = self._reserve()
-            if delay <= 0:
-                return waited
-            sleep(delay)
-            waited += delay
-            with self._lock:
-                if epoch == self._epoch:
-                    return waited
-
-    def pause(self, seconds: float) -> None:
-        """Hold every caller for ``seconds`` (a 429's Retry-After) and drop the saved burst."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
-            self._tat = self._paused_until + self.capacity * self._interval
-            self._epoch += 1
-
-
-_BUCKETS: dict[tuple[Any, ...], TokenBucket] = {}
-_BUCKETS_LOCK = threading.Lock()
-
-
-def shared_bucket(
-    scope: tuple[Any, ...], limit: float, period: float, *, burst: float | None = None
-) -> TokenBucket:
-    """Return the process-wide bucket for ``scope``, so every hook on one key and project shares it."""
-    key = (*scope, float(limit), float(period), burst)
-    with _BUCKETS_LOCK:
-        bucket = _BUCKETS.get(key)
-        if bucket is None:
-            bucket = _BUCKETS[key] = TokenBucket(limit, period, burst=burst)
-        return bucket
-
-
-# --------------------------------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ApiErrorInfo:
-    """What an API's own error body says; ``kind`` overrides the class chosen from the status."""
-
-    code: int | str | None = None
-    message: str = ""
-    kind: type[PrefineryError] | None = None
-    details: Any = None
-
-
-ErrorParser = Callable[[requests.Response], ApiErrorInfo]
-
-STATUS_ERRORS: dict[int, type[PrefineryError]] = {
-    401: PrefineryAuthError,
-    402: PrefineryAuthError,
-    403: PrefineryPermissionError,
-    404: PrefineryNotFoundError,
-    409: PrefineryValidationError,
-    422: PrefineryValidationError,
-    400: PrefineryValidationError,
-    429: PrefineryRateLimitError,
-}
-
-
-def error_class(status: int) -> type[PrefineryError]:
-    """Map an HTTP status to the error tree: the one place that does it."""
-    if status >= 500:
-        return PrefineryServerError
-    return STATUS_ERRORS.get(status, PrefineryError)
-
-
-def default_error_parser(response: requests.Response) -> ApiErrorInfo:
-    """Read ``{"message"}``/``{"error"}``/``{"detail"}`` bodies; fall back to the status text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ApiErrorInfo(message=(response.text or response.reason or "")[:500])
-    if isinstance(body, Mapping):
-        for key in ("message", "error", "detail", "title"):
-            if isinstance(body.get(key), str):
-                return ApiErrorInfo(code=body.get("code"), message=body[key], details=body)
-    return ApiErrorInfo(message=str(body)[:500], details=body)
-
-
 @dataclass
 class ApiResponse:
     """A parsed answer: JSON body (or None) and the headers the caller may need (pagination)."""
@@ -280,7 +117,6 @@ class ApiResponse:
     status: int
     data: Any
     headers: Mapping[str, str]
-    attempts: int = 1
 
 
 class _Retryable(Exception):
@@ -293,9 +129,6 @@ class _Retryable(Exception):
         self.retry = retry
 
 
-# --------------------------------------------------------------------------------------------------
-# The client
-# --------------------------------------------------------------------------------------------------
 @dataclass
 class RestClient:
     """A pooled session speaking JSON to one API, with retries, rate limits and typed, redacted errors."""
@@ -311,7 +144,6 @@ class RestClient:
     pool_size: int = 16
     logger: logging.Logger = log
     sleep: Callable[[float], None] = time.sleep
-    extra_headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/") + "/"
@@ -336,9 +168,7 @@ class RestClient:
         session.mount("https://", adapter)
         session.auth = self.auth
         session.trust_env = False  # no netrc credentials or proxies picked up behind the user's back
-        session.headers.update(
-            {"Accept": "application/json", "User-Agent": user_agent(), **dict(self.extra_headers)}
-        )
+        session.headers.update({"Accept": "application/json", "User-Agent": user_agent()})
         return session
 
     def ensure_pool(self, workers: int) -> None:
@@ -369,22 +199,21 @@ class RestClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Any = None,
-        bucket: TokenBucket | None = None,
+        limiter: RateLimiter | None = None,
         replay_safe: bool = False,
-        max_retries: int | None = None,
     ) -> ApiResponse:
         """Send one API call, retrying what the policy allows; raise the typed error otherwise."""
         method = method.upper()
         url = self.base_url + path.lstrip("/")
-        retries = self.retry.max_retries if max_retries is None else max_retries
+        retries = self.retry.max_retries
         ambiguous = {"seen": False}
 
         def attempt() -> ApiResponse:
-            if bucket is not None:
-                bucket.acquire(self.sleep)
+            if limiter is not None:
+                limiter.acquire(self.sleep)
             with self._stats_lock:
                 self.stats["requests"] += 1
-            return self._send_once(method, path, url, params, json, data, bucket, replay_safe, ambiguous)
+            return self._send_once(method, path, url, params, json, data, limiter, replay_safe, ambiguous)
 
         def wait_for(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -411,12 +240,10 @@ class RestClient:
             reraise=True,
         )
         try:
-            response = retrying(attempt)
+            return retrying(attempt)
         except _Retryable as exc:
             exc.error.replayed = ambiguous["seen"]
             raise exc.error from None
-        response.attempts = retrying.statistics.get("attempt_number", 1)
-        return response
 
     def _send_once(
         self,
@@ -426,7 +253,7 @@ class RestClient:
         params: Mapping[str, Any] | None,
         json: Any,
         data: Any,
-        bucket: TokenBucket | None,
+        limiter: RateLimiter | None,
         replay_safe: bool,
         ambiguous: dict[str, bool],
     ) -> ApiResponse:
@@ -438,7 +265,7 @@ class RestClient:
             sent = not _never_sent(exc)
             ambiguous["seen"] |= sent and method not in IDEMPOTENT_METHODS
             retry = is_retryable(method, status=None, sent=sent, replay_safe=replay_safe)
-            error = PrefineryConnectionError(
+            error: PrefineryError = PrefineryConnectionError(
                 self.redact(_describe_connection_error(exc, self.timeouts)),
                 service=self.service, method=method, path=path,
                 outcome_unknown=sent and method not in IDEMPOTENT_METHODS,
@@ -447,8 +274,8 @@ class RestClient:
         if resp.status_code < 400:
             return ApiResponse(resp.status_code, _json_or_none(resp), resp.headers)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        if resp.status_code == 429 and bucket is not None:
-            bucket.pause(backoff_delay(1, self.retry, retry_after))
+        if resp.status_code == 429 and limiter is not None:
+            limiter.pause(backoff_delay(1, self.retry, retry_after))
         error = self._error_for(resp, method, path, retry_after)
         if error.status is not None and error.status >= 500 and method not in IDEMPOTENT_METHODS:
             unknown = error.status not in POST_SAFE_STATUSES
@@ -489,12 +316,12 @@ class RestClient:
         params: Mapping[str, Any] | None = None,
         next_params: Callable[[ApiResponse, dict[str, Any]], dict[str, Any] | None],
         items: Callable[[Any], list[Any]] = lambda data: data or [],
-        bucket: TokenBucket | None = None,
+        limiter: RateLimiter | None = None,
     ) -> Iterator[Any]:
         """Yield items page by page, holding one page at a time; ``next_params`` says where to go next."""
         current: dict[str, Any] | None = dict(params or {})
         while current is not None:
-            response = self.request("GET", path, params=current, bucket=bucket)
+            response = self.request("GET", path, params=current, limiter=limiter)
             page = items(response.data)
             yield from page
             current = next_params(response, current) if page else None
@@ -541,42 +368,3 @@ def user_agent() -> str:
         f"airflow-provider-prefinery/{__version__} apache-airflow/{airflow_version} "
         f"requests/{requests.__version__}"
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Bounded concurrency
-# --------------------------------------------------------------------------------------------------
-def bounded_map(
-    fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = 4
-) -> Iterator[tuple[int, T, R | None, BaseException | None]]:
-    """Run ``fn`` over ``items`` in threads, at most ``max_workers`` at once; yield as each finishes.
-
-    Items are pulled lazily, so a 100,000-record input never has more than ``2 * max_workers`` futures
-    alive. Each result is ``(index, item, value, error)``; one failing item never stops the others.
-    """
-    max_workers = max(1, int(max_workers))
-    source = enumerate(items)
-    window = 2 * max_workers
-    pending: dict[Future[R], tuple[int, T]] = {}
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="prefinery") as pool:
-        queue: deque[tuple[int, T]] = deque()
-
-        def fill() -> None:
-            while len(pending) < window:
-                if queue:
-                    idx, item = queue.popleft()
-                else:
-                    nxt = next(source, None)
-                    if nxt is None:
-                        return
-                    idx, item = nxt
-                pending[pool.submit(fn, item)] = (idx, item)
-
-        fill()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                idx, item = pending.pop(fut)
-                exc = fut.exception()
-                yield idx, item, (None if exc else fut.result()), exc
-            fill()

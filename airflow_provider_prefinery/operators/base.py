@@ -37,7 +37,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError
-from airflow_provider_prefinery.hooks.rest import bounded_map
+from airflow_provider_prefinery.hooks.concurrency import bounded_map
 from airflow_provider_prefinery.validation import bool_from_text, one_of
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryNotFoundError,
     PrefineryValidationError,
 )
-from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_SUPPRESSION, DUPLICATE_USER
+from airflow_provider_prefinery.hooks.prefinery_endpoints import DUPLICATE_SUPPRESSION, DUPLICATE_USER
 from airflow_provider_prefinery.operators.base import (
     Outcome,
     PrefineryBaseOperator,

@@ -1,179 +1,56 @@
 """MailchimpToPrefineryOperator: sync an audience's changes of one interval into a Prefinery project.
 
-Plan, then apply. The plan is pure (``mailchimp_plan.py``): members changed in the window become
-create / update / suppress / unchanged / skip actions by a configurable mapping. Applying sends only the
-writes, through ``PrefineryHook``, streamed through the core's ``bounded_map`` with the batch pieces of
-``operators/base.py`` (``Outcome``, ``describe_error``, ``Progress``): bounded concurrency, every failure
-kept and reported, progress lines. Writes start with the first Mailchimp page and memory stays flat for
-any audience size. (``run_batch`` itself is not used: it validates a whole batch before the first call,
-so it holds its input, and each batch would drain before the next starts.)
-
-Finding a member's Prefinery user id (the id-index design)
-----------------------------------------------------------
-Prefinery can only update a user by id, and the one way to find an id by e-mail is LIST users, limited to
-60 per minute per project. One LIST per changed member would cap a sync at one member per second. So:
-
-* **Create first.** A member the sync has never seen is created with one POST. If the e-mail already
-  exists Prefinery answers 2310; only then does the sync spend one LIST to fetch the id (and updates).
-* **An id index.** Per e-mail, the user id and a 32-bit digest of what Prefinery holds for the fields
-  the sync owns (the mapped profile fields, or "suppressed"). A changed member costs one write (POST or
-  PUT); a member whose desired state has the digest Prefinery already holds costs no request at all.
-  Keys are 64-bit fingerprints of the lower-cased e-mail, so no address is stored in Airflow.
-* **Where it lives: an Airflow Variable** (``prefinery_id_index_<beta_id>`` by default). Every worker of
-  every executor reaches Variables through Airflow itself (the Task SDK's API on Airflow 3), it outlives
-  runs (XCom is scoped to one run and is purged by ``airflow db clean``; reading the previous run's XCom
-  breaks on the first run after a clear), several DAGs writing one project can share it, and an operator
-  can delete it in the UI to force a rebuild. It is stored compactly: three sorted arrays (8 + 8 + 4
-  bytes per user), zlib-compressed and base64-encoded, about 2 MB for 100,000 users, well inside the
-  Variable column (TEXT on PostgreSQL and SQLite, MEDIUMTEXT = 16 MB on MySQL). Each run merges only
-  its own changes into the value read back just before saving, so concurrent runs do not erase each other.
-* **Rebuilt by one paged listing** of users and suppressions when missing, unreadable, built for another
-  host or project, or older than ``index_max_age`` (default 7 days, to pick up edits made in Prefinery
-  by hand). That costs ``users / 25`` LIST calls (about 1,500 users a minute at the documented limit),
-  once. For very large projects ``index_rebuild="lazy"`` skips the listing and learns ids as members
-  change (create-first, then one LIST per member that turns out to exist).
-
-Every shortcut is checked by the API itself: a stale entry costs a fallback, never a wrong write (an
-update of a deleted user answers 404 and the member is created; a create of an existing user answers 2310
-and the user is looked up).
+Plan, then apply. Members changed in the window become create / update / suppress / unchanged / skip
+actions by a configurable mapping (``mailchimp_rules.py``, planned purely by ``mailchimp_plan.py``);
+applying sends only the writes, streamed with bounded concurrency (``mailchimp_apply.py``). A member's
+Prefinery user id comes from an id index kept in an Airflow Variable (``mailchimp_id_index.py``, whose
+docstring explains the design), so the sync spends no rate-limited LIST per member.
 """
 
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
-from airflow_provider_prefinery.exceptions import (
-    PrefineryError,
-    PrefineryInputError,
-    PrefineryNotFoundError,
-    PrefineryValidationError,
+from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError
+from airflow_provider_prefinery.transfers.mailchimp_apply import (
+    Applier,
+    Tally,
+    apply_writes,
+    log_plan,
+    prefetch,
 )
-from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_SUPPRESSION, DUPLICATE_USER, PrefineryHook
-from airflow_provider_prefinery.hooks.rest import bounded_map
-from airflow_provider_prefinery.operators.base import Outcome, Progress, check_option, describe_error
-from airflow_provider_prefinery.transfers.mailchimp_plan import (
+from airflow_provider_prefinery.transfers.mailchimp_id_index import (
+    IdIndex,
+    IndexStore,
+    MemoryIndexStore,
+    VariableIndexStore,
+    index_rows_from_prefinery,
+    stale_reason,
+)
+from airflow_provider_prefinery.transfers.mailchimp_plan import Planner
+from airflow_provider_prefinery.transfers.mailchimp_rules import (
     DEFAULT_MERGE_FIELDS,
     DEFAULT_STATUS_ACTIONS,
-    SUPPRESSED_DIGEST,
-    WRITES,
-    Action,
-    IdIndex,
-    Planner,
     SyncRules,
-    index_rows_from_prefinery,
     parse_time,
-    user_digest,
 )
+from airflow_provider_prefinery.validation import one_of
 
-COUNT_KEYS = ("created", "updated", "suppressed", "unchanged", "skipped", "failed")
+if TYPE_CHECKING:
+    from airflow_provider_prefinery.hooks.mailchimp import MailchimpHook
+    from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+
 DEFAULT_INDEX_VARIABLE = "prefinery_id_index_{beta_id}"
-MAX_FAILURES_IN_XCOM = 100
-DRY_RUN_LOG_LINES = 100
 WINDOW_OVERLAP = timedelta(seconds=1)  # asked of Mailchimp on top of the window, then cut exactly here
 
 IndexRebuild = Literal["listing", "lazy"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Where the id index is kept
-# --------------------------------------------------------------------------------------------------
-class IndexStore(Protocol):
-    """Load and save an :class:`IdIndex` somewhere every worker can reach."""
-
-    name: str | None
-
-    def load(self) -> IdIndex | None: ...
-
-    def save(self, index: IdIndex) -> None: ...
-
-
-class VariableIndexStore:
-    """The id index in one Airflow Variable (see the module docstring for why a Variable)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def load(self) -> IdIndex | None:
-        from airflow.providers.common.compat.sdk import Variable
-
-        text = Variable.get(self.name, None)  # positional: "default" on Airflow 3, "default_var" on 2
-        return IdIndex.decode(text) if text else None
-
-    def save(self, index: IdIndex) -> None:
-        """Merge this run's changes into the value stored now (another run may have saved meanwhile)."""
-        from airflow.providers.common.compat.sdk import Variable
-
-        Variable.set(
-            self.name,
-            index.for_saving(self.load()).encode(),
-            description="Prefinery user ids by e-mail fingerprint, kept by MailchimpToPrefineryOperator. "
-            "Delete it to force a rebuild.",
-        )
-
-
-class MemoryIndexStore:
-    """No persistence: the index lives for one run (``index_variable=None``)."""
-
-    name = None
-
-    def load(self) -> IdIndex | None:
-        return None
-
-    def save(self, index: IdIndex) -> None:
-        return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------------------------------
-def prefetch(items: Iterable[Any], depth: int = 1000) -> Iterator[Any]:
-    """Read ``items`` in a background thread, at most ``depth`` ahead: listing overlaps applying.
-
-    An error in the producer is raised in the consumer; a consumer that stops early stops the producer.
-    """
-    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def offer(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                box.put((kind, value), timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer("item", item):
-                    return
-            offer("end", None)
-        except BaseException as exc:  # handed to the consumer
-            offer("error", exc)
-
-    thread = threading.Thread(target=produce, name="mailchimp-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, value = box.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 def as_datetime(name: str, value: Any) -> datetime | None:
@@ -190,114 +67,13 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-# --------------------------------------------------------------------------------------------------
-# Applying one action
-# --------------------------------------------------------------------------------------------------
-class Applier:
-    """Send one planned action to Prefinery, with the fallbacks that keep a stale index harmless.
-
-    Thread-safe: it runs in ``bounded_map``'s workers. Records what Prefinery now holds in the index and
-    counts calls by kind.
-    """
-
-    def __init__(self, hook: Any, beta_id: int, rules: SyncRules, index: IdIndex) -> None:
-        self.hook = hook
-        self.beta_id = beta_id
-        self.rules = rules
-        self.index = index
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def _count(self, kind: str) -> None:
-        with self._lock:
-            self.calls[kind] += 1
-
-    def _remember(self, action: Action, user_id: int | None, digest: int) -> None:
-        with self._lock:
-            self.index.set(action.key, user_id, digest)
-
-    def __call__(self, action: Action) -> Outcome:
-        if action.kind == "create":
-            return self.create(action)
-        if action.kind == "update":
-            return self.update(action)
-        if action.kind == "suppress":
-            return self.suppress(action)
-        raise ValueError(f"not a write: {action.kind}")
-
-    def create(self, action: Action) -> Outcome:
-        profile = {k: v for k, v in (action.profile or {}).items() if v != ""}
-        self._count("create_user")
-        try:
-            user = self.hook.create_user(
-                action.email, status=self.rules.create_status, profile=profile or None, beta_id=self.beta_id
-            )
-        except PrefineryValidationError as err:
-            if err.code != DUPLICATE_USER:
-                raise
-            return self._existing_user(action)
-        self._remember(action, _user_id(user), action.digest)
-        return Outcome("succeeded", "created")
-
-    def _existing_user(self, action: Action) -> Outcome:
-        """The e-mail exists although the index did not know it: one LIST for the id, then update."""
-        self._count("find_user")
-        user = self.hook.find_user(action.email, beta_id=self.beta_id)
-        if user is None:
-            raise PrefineryNotFoundError(
-                f"{action.email}: create answered 'duplicate user' but no user has this e-mail",
-                method="GET",
-                path="testers.json",
-            )
-        user_id = _user_id(user)
-        if user_digest(self.rules.owned_profile(user.get("profile"))) == action.digest:
-            self._remember(action, user_id, action.digest)
-            return Outcome("already_done", "unchanged", note=f"{action.email}: already up to date")
-        return self.update(action, user_id)
-
-    def update(self, action: Action, user_id: int | None = None) -> Outcome:
-        user_id = user_id or action.user_id
-        self._count("update_user")
-        try:
-            self.hook.update_user(user_id, profile=action.profile, beta_id=self.beta_id)
-        except PrefineryNotFoundError:
-            # The index knew a user that is gone (deleted in Prefinery): create it afresh.
-            return self.create(action)
-        self._remember(action, user_id, action.digest)
-        return Outcome("updated", "updated")
-
-    def suppress(self, action: Action) -> Outcome:
-        self._count("create_suppression")
-        try:
-            self.hook.create_suppression(action.email, reason=action.reason, beta_id=self.beta_id)
-        except PrefineryValidationError as err:
-            if err.code != DUPLICATE_SUPPRESSION:
-                raise
-            self._remember(action, action.user_id, SUPPRESSED_DIGEST)
-            return Outcome("already_done", "unchanged", note=f"{action.email}: already suppressed")
-        self._remember(action, action.user_id, SUPPRESSED_DIGEST)
-        return Outcome("succeeded", "suppressed")
-
-
-def _user_id(user: Any) -> int:
-    try:
-        return int(user["id"])
-    except (TypeError, KeyError, ValueError):
-        raise PrefineryValidationError(
-            f"expected a user object with an id, got {str(user)[:100]}", method="POST", path="testers.json"
-        ) from None
-
-
-# --------------------------------------------------------------------------------------------------
-# The operator
-# --------------------------------------------------------------------------------------------------
 class MailchimpToPrefineryOperator(BaseOperator):
     """Sync the Mailchimp members changed in the run's data interval into a Prefinery project.
 
     The window defaults to the DAG run's data interval (``since`` = ``data_interval_start``, ``before`` =
     ``data_interval_end``, half-open), so backfills and re-runs are exact and idempotent. Statuses map by
-    ``status_actions``; merge fields to profile fields by ``merge_fields``. See the module docstring for
-    how user ids are found without a rate-limited LIST per member.
+    ``status_actions``; merge fields to profile fields by ``merge_fields``. See ``mailchimp_id_index``'s
+    docstring for how user ids are found without a rate-limited LIST per member.
 
     :param list_id: the Mailchimp audience id (default: the Mailchimp connection's ``list_id`` extra).
     :param beta_id: the Prefinery project id (default: the Prefinery connection's "API Beta ID").
@@ -373,14 +149,15 @@ class MailchimpToPrefineryOperator(BaseOperator):
             merge_fields=dict(DEFAULT_MERGE_FIELDS if merge_fields is None else merge_fields),
             create_status=create_status,
         )
-        self.dry_run = bool(dry_run)
+        # Not ``self.dry_run``: that would hide BaseOperator.dry_run(), which renders the templates.
+        self.plan_only = bool(dry_run)
         self.fail_on_error = bool(fail_on_error)
         self.max_concurrency = int(max_concurrency)
         if self.max_concurrency < 1:
             raise PrefineryInputError("max_concurrency", f"must be at least 1, got {max_concurrency!r}")
         self.write_rate_limit = write_rate_limit
         self.index_variable = index_variable
-        self.index_rebuild = check_option("index_rebuild", index_rebuild, ("listing", "lazy"))
+        self.index_rebuild = one_of("index_rebuild", index_rebuild, ("listing", "lazy"))
         if isinstance(index_max_age, (int, float)):
             index_max_age = timedelta(seconds=index_max_age)
         self.index_max_age = index_max_age
@@ -388,7 +165,9 @@ class MailchimpToPrefineryOperator(BaseOperator):
 
     # ------------------------------------------------------------------ hooks and resolved settings
     @cached_property
-    def prefinery(self) -> Any:
+    def prefinery(self) -> PrefineryHook:
+        from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+
         hook = PrefineryHook(
             self.prefinery_conn_id, beta_id=self.beta_id, write_rate_limit=self.write_rate_limit
         )
@@ -396,7 +175,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         return hook
 
     @cached_property
-    def mailchimp(self) -> Any:
+    def mailchimp(self) -> MailchimpHook:
         from airflow_provider_prefinery.hooks.mailchimp import MailchimpHook
 
         return MailchimpHook(self.mailchimp_conn_id)
@@ -430,7 +209,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         """Load the stored index; rebuild it when missing or stale (unless lazy); report what happened."""
         scope = self.index_scope(beta_id)
         index = store.load()
-        reason = self._stale_reason(index, scope)
+        reason = stale_reason(index, scope, self.index_max_age)
         report: dict[str, Any] = {"variable": store.name, "rebuilt": False}
         if reason is None and index is not None:
             report["entries"] = len(index)
@@ -456,19 +235,6 @@ class MailchimpToPrefineryOperator(BaseOperator):
         )
         return index, report
 
-    def _stale_reason(self, index: IdIndex | None, scope: str) -> str | None:
-        if index is None:
-            return "missing"
-        if index.meta.get("scope") != scope:
-            return "built for another Prefinery host or project"
-        built = index.meta.get("built_at")
-        if not built:
-            return "never fully listed"
-        age = time.time() - float(built)
-        if self.index_max_age is not None and age > self.index_max_age.total_seconds():
-            return f"older than index_max_age ({age / 86400:.1f} days)"
-        return None
-
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
         started = time.monotonic()
@@ -478,7 +244,7 @@ class MailchimpToPrefineryOperator(BaseOperator):
         self.mailchimp.client  # noqa: B018 - a bad Mailchimp connection fails now, before the index listing
         self.log.info("Syncing Mailchimp audience %s -> Prefinery project %s, members changed in [%s, %s)%s",
                       list_id, beta_id, _iso(since) or "the beginning", _iso(before) or "now",
-                      " (dry run: no writes)" if self.dry_run else "")  # fmt: skip
+                      " (dry run: no writes)" if self.plan_only else "")  # fmt: skip
         store = self.index_store(beta_id)
         index, index_report = self.load_index(store, beta_id)
         planner = Planner(self.rules, index, since=since, before=before)
@@ -488,20 +254,23 @@ class MailchimpToPrefineryOperator(BaseOperator):
             before_last_changed=(before + WINDOW_OVERLAP) if before else None,
         )
         applier = Applier(self.prefinery, beta_id, self.rules, index)
-        tally = _Tally()
+        tally = Tally()
         try:
             actions = planner.plan(prefetch(members))
-            if self.dry_run:
-                self._log_plan(actions, tally)
+            if self.plan_only:
+                log_plan(actions, tally, self.log)
             else:
-                self._apply(actions, applier, tally)
+                apply_writes(
+                    actions, applier, tally, max_concurrency=self.max_concurrency,
+                    progress_interval=self.progress_interval, logger=self.log,
+                )  # fmt: skip
         finally:
-            if not self.dry_run and (index.changes or index_report["rebuilt"]):
+            if not self.plan_only and (index.changes or index_report["rebuilt"]):
                 self._save_index(store, index)
         report = self._report(tally, planner, applier, index, index_report, since, before, started)
-        self.log.info("Sync %s: %s", "planned" if self.dry_run else "done",
+        self.log.info("Sync %s: %s", "planned" if self.plan_only else "done",
                       ", ".join(f"{k} {v:,}" for k, v in report["counts"].items()))  # fmt: skip
-        if tally.failed and self.fail_on_error and not self.dry_run:
+        if tally.failed and self.fail_on_error and not self.plan_only:
             if self.do_xcom_push and "ti" in context:
                 context["ti"].xcom_push(key="return_value", value=report)
             raise SyncFailedError(report)
@@ -514,58 +283,9 @@ class MailchimpToPrefineryOperator(BaseOperator):
         except Exception:
             self.log.exception("Could not save the id index %s; the next run will rebuild it", store.name)
 
-    def _log_plan(self, actions: Iterable[Action], tally: _Tally) -> None:
-        logged = 0
-        for action in actions:
-            tally.planned(action)
-            if action.kind in WRITES or action.kind == "invalid":
-                if logged < DRY_RUN_LOG_LINES:
-                    self.log.info("plan: %s", action.summary())
-                logged += 1
-        if logged > DRY_RUN_LOG_LINES:
-            self.log.info("plan: ... and %d more writes", logged - DRY_RUN_LOG_LINES)
-
-    def _apply(self, actions: Iterable[Action], applier: Applier, tally: _Tally) -> None:
-        """Send every write, streaming; a newer duplicate waits until the earlier writes are done."""
-        deferred: list[Action] = []
-
-        def writes() -> Iterator[Action]:
-            for action in actions:
-                if action.kind not in WRITES:
-                    tally.planned(action)
-                elif action.supersedes:
-                    deferred.append(action)
-                else:
-                    yield action
-
-        self._stream(writes(), applier, tally, "sync writes")
-        if deferred:
-            self._stream(iter(deferred), applier, tally, "sync writes (newer duplicates)")
-
-    def _stream(self, writes: Iterator[Action], applier: Applier, tally: _Tally, label: str) -> None:
-        """Apply writes with at most ``max_concurrency`` in flight; count each, log failures and progress."""
-        with Progress(
-            None,
-            label=label,
-            logger=self.log,
-            interval=self.progress_interval,
-            request_count=lambda: self.prefinery.stats["requests"],
-        ) as progress:
-            for _, action, outcome, error in bounded_map(applier, writes, max_workers=self.max_concurrency):
-                if error is not None:
-                    entry = tally.fail(action, error)
-                    self.log.error("%s: %s: %s", label, action.email, entry["message"])
-                else:
-                    tally.counts[outcome.value] += 1
-                    if outcome.note:
-                        self.log.info("%s: %s", label, outcome.note)
-                progress.record(failed=error is not None)
-            if progress.done:
-                self.log.info("%s", progress.line())
-
     def _report(
         self,
-        tally: _Tally,
+        tally: Tally,
         planner: Planner,
         applier: Applier,
         index: IdIndex,
@@ -592,41 +312,10 @@ class MailchimpToPrefineryOperator(BaseOperator):
             "outside_window": planner.stats.outside_window,
             "window": {"since": _iso(since), "before": _iso(before)},
             "index": {**index_report, "entries": len(index)},
-            "dry_run": self.dry_run,
+            "dry_run": self.plan_only,
             "seconds": round(time.monotonic() - started, 3),
             "failed": tally.failures,
         }
-
-
-class _Tally:
-    """Counts by outcome and keeps failures (as JSON), from the planner and from each batch."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
-        self.failures: list[dict[str, Any]] = []
-
-    @property
-    def failed(self) -> int:
-        return self.counts["failed"]
-
-    def planned(self, action: Action) -> None:
-        """Count an action that needs no request (or, in a dry run, the write it would make)."""
-        planned = {"create": "created", "update": "updated", "suppress": "suppressed"}
-        if action.kind == "invalid":
-            self.fail(action, PrefineryInputError("email_address", action.reason or "invalid"))
-        elif action.kind == "skip":
-            self.counts["skipped"] += 1
-        else:
-            self.counts[planned.get(action.kind, action.kind)] += 1
-
-    def fail(self, action: Action, error: BaseException) -> dict[str, Any]:
-        """Keep a failed member as a JSON entry (error class, status, code, message, the member)."""
-        entry = describe_error(0, action.summary(), error)
-        entry.pop("index", None)
-        self.counts["failed"] += 1
-        if len(self.failures) < MAX_FAILURES_IN_XCOM:  # every failure is logged; the report keeps the first
-            self.failures.append(entry)
-        return entry
 
 
 class SyncFailedError(PrefineryError):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID
-from airflow_provider_prefinery.transfers.mailchimp_plan import IdIndex
+from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex
 
 pytestmark = [pytest.mark.integration, pytest.mark.dag]
 

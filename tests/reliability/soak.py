@@ -554,7 +554,7 @@ class SyncWorkload(Workload):
         return int(operator.prefinery.stats["retries"]) + int(operator.mailchimp.stats["retries"])
 
     def evaluate(self, log: list[dict[str, Any]]) -> Row:
-        from airflow_provider_prefinery.transfers.mailchimp_plan import DEFAULT_MERGE_FIELDS, SyncRules
+        from airflow_provider_prefinery.transfers.mailchimp_rules import DEFAULT_MERGE_FIELDS, SyncRules
 
         row = self.row(len(self.window), log)
         rules = SyncRules()

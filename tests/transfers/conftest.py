@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.sandbox.testing import SandboxServer
-from airflow_provider_prefinery.transfers.mailchimp_plan import IdIndex
+from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex
 from airflow_provider_prefinery.transfers.mailchimp_to_prefinery import MailchimpToPrefineryOperator
 
 SCALE = 100  # every limit, on both sides, times this

@@ -9,14 +9,12 @@ from typing import Any
 import pytest
 
 from airflow_provider_prefinery.exceptions import PrefineryInputError
-from airflow_provider_prefinery.transfers.mailchimp_plan import (
+from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex, index_rows_from_prefinery
+from airflow_provider_prefinery.transfers.mailchimp_plan import Planner, collapse
+from airflow_provider_prefinery.transfers.mailchimp_rules import (
     SUPPRESSED_DIGEST,
-    IdIndex,
-    Planner,
     SyncRules,
-    collapse,
     email_key,
-    index_rows_from_prefinery,
     user_digest,
 )
 

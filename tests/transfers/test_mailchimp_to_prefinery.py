@@ -11,7 +11,8 @@ import pytest
 
 from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryNotFoundError
 from airflow_provider_prefinery.sandbox.seeds import DEMO_LIST_ID
-from airflow_provider_prefinery.transfers.mailchimp_plan import IdIndex, email_key, user_digest
+from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex
+from airflow_provider_prefinery.transfers.mailchimp_rules import email_key, user_digest
 from airflow_provider_prefinery.transfers.mailchimp_to_prefinery import (
     MailchimpToPrefineryOperator,
     SyncFailedError,
@@ -283,3 +284,21 @@ def test_bad_options_are_refused_when_the_dag_is_parsed() -> None:
         MailchimpToPrefineryOperator(task_id="x", index_rebuild="sometimes")
     with pytest.raises(PrefineryInputError, match="status_actions"):
         MailchimpToPrefineryOperator(task_id="x", status_actions={"subscribed": "invite"})
+
+
+def test_dry_run_argument_leaves_airflows_dry_run_method_working(caplog) -> None:
+    op = MailchimpToPrefineryOperator(task_id="x", dry_run=True, list_id="{{ 'abc' }}")
+    with caplog.at_level("INFO"):
+        op.dry_run()  # BaseOperator's: renders nothing, logs the template fields; no request is made
+    assert callable(op.dry_run)
+
+
+def test_connection_ids_are_templated_and_the_operator_has_its_colour() -> None:
+    op = MailchimpToPrefineryOperator(
+        task_id="x",
+        mailchimp_conn_id="{{ params.env }}_mailchimp",
+        prefinery_conn_id="{{ params.env }}_prefinery",
+    )
+    op.render_template_fields({"params": {"env": "staging"}})
+    assert (op.mailchimp_conn_id, op.prefinery_conn_id) == ("staging_mailchimp", "staging_prefinery")
+    assert op.ui_color.startswith("#") and op.ui_color.lower() != "#fff"
