@@ -52,6 +52,7 @@ from typing import Any, Literal, Protocol
 
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
+from airflow_provider_prefinery.batch import Outcome, Progress, describe_error
 from airflow_provider_prefinery.exceptions import (
     PrefineryError,
     PrefineryInputError,
@@ -60,7 +61,6 @@ from airflow_provider_prefinery.exceptions import (
 )
 from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_SUPPRESSION, DUPLICATE_USER, PrefineryHook
 from airflow_provider_prefinery.hooks.rest import bounded_map
-from airflow_provider_prefinery.operators.base import Outcome, Progress, check_option, describe_error
 from airflow_provider_prefinery.transfers.mailchimp_plan import (
     DEFAULT_MERGE_FIELDS,
     DEFAULT_STATUS_ACTIONS,
@@ -74,6 +74,7 @@ from airflow_provider_prefinery.transfers.mailchimp_plan import (
     parse_time,
     user_digest,
 )
+from airflow_provider_prefinery.validation import one_of as check_option
 
 COUNT_KEYS = ("created", "updated", "suppressed", "unchanged", "skipped", "failed")
 DEFAULT_INDEX_VARIABLE = "prefinery_id_index_{beta_id}"
