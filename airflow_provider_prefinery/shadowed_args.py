@@ -93,9 +93,9 @@ def _guard(init: Callable[..., None]) -> Callable[..., None]:
                 kwargs[name] = default  # given, so the metaclass does not fill it from default_args
         init(self, *args, **kwargs)
 
-    __init__.__wrapped__ = raw  # type: ignore[attr-defined]  # what Airflow and inspect unwrap to
+    __init__.__wrapped__ = raw  # what Airflow and inspect unwrap to
     # The names Airflow's partial()/expand() accept for this __init__: also the key that carries fields.
-    accepted = getattr(init, "_BaseOperatorMeta__param_names", set())
+    accepted: set[str] = getattr(init, "_BaseOperatorMeta__param_names", set())
     __init__._BaseOperatorMeta__param_names = {*accepted, FIELDS_KEY}  # type: ignore[attr-defined]
     return __init__
 

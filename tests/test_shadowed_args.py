@@ -56,7 +56,7 @@ def test_email_is_in_the_typed_signature_and_default_args_email_stays_the_alert_
         given = PrefineryCreateUserOperator(task_id="given", email="ada@example.org")
         omitted = PrefineryCreateUserOperator(task_id="omitted", status="applied")
 
-    assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.annotation == "str | None"
+    assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.annotation == "str | XComArg | None"
     assert given.record["email"] == "ada@example.org" and given.email == ALERTS
     assert omitted.record["email"] is None and omitted.email == ALERTS
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Protocol
+
+
+class LineLogger(Protocol):
+    """Where batch lines go: a ``logging.Logger``, or an Airflow task's ``self.log``."""
+
+    def info(self, msg: str, /, *args: Any) -> Any: ...
+
+    def error(self, msg: str, /, *args: Any) -> Any: ...
 
 
 @dataclass
@@ -27,9 +35,9 @@ class Progress:
     total: int | None
     _: KW_ONLY
     label: str
-    logger: logging.Logger
+    logger: LineLogger
     interval: float = 10.0
-    request_count: Callable[[], int] | None = None
+    request_count: Callable[[], int | None] | None = None
     clock: Callable[[], float] = time.monotonic
     done: int = field(default=0, init=False)
     failed: int = field(default=0, init=False)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_provider_prefinery.batch.errors import entry_line
-from airflow_provider_prefinery.batch.progress import Progress
+from airflow_provider_prefinery.batch.progress import LineLogger, Progress
 from airflow_provider_prefinery.batch.report import COUNT_KEYS, BatchResult, Outcome, describe_error
 from airflow_provider_prefinery.hooks.rest import bounded_map
 
@@ -41,9 +41,9 @@ def run_batch(
     fail_on_error: bool = True,
     return_records: bool = False,
     label: str = "batch",
-    logger: logging.Logger | None = None,
+    logger: LineLogger | None = None,
     progress_interval: float = 10.0,
-    request_count: Callable[[], int] | None = None,
+    request_count: Callable[[], int | None] | None = None,
 ) -> BatchResult:
     """Run ``fn`` over every record, at most ``max_concurrency`` at once, and account for each.
 
@@ -64,7 +64,8 @@ def run_batch(
     :param label: names the batch in log lines and errors (e.g. the action).
     :param logger: where progress, failures and notes go.
     :param progress_interval: seconds between progress lines (0 disables the ticker).
-    :param request_count: returns the number of HTTP requests made so far, for requests/s in progress.
+    :param request_count: returns the number of HTTP requests made so far (None: unknown), for
+        requests/s in progress lines.
     :return: the :class:`BatchResult`; this function raises only for bugs (or from
         ``before_first_call``), never for failed records.
     """

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, cast, get_args
 
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
@@ -107,7 +107,7 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
         self.fail_on_error = bool(fail_on_error)
         self.return_records = bool(return_records)
         self.progress_interval = float(progress_interval)
-        self.if_empty: IfEmpty = one_of("if_empty", if_empty, get_args(IfEmpty))  # type: ignore[assignment]
+        self.if_empty = cast(IfEmpty, one_of("if_empty", if_empty, get_args(IfEmpty)))
 
     # ---- hooks for subclasses ----
     def check_record(self, fields: dict[str, Any]) -> None:

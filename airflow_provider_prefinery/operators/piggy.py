@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Context
 
@@ -31,6 +31,9 @@ from airflow_provider_prefinery.hooks.piggy import (
     pick_automation,
 )
 from airflow_provider_prefinery.operators.base import RecordsOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import XComArg
 
 
 def _exactly_one(fields: dict[str, Any], first: str, second: str) -> str:
@@ -78,11 +81,11 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
     def __init__(
         self,
         *,
-        contact_uuid: str | None = None,
-        email: str | None = None,
-        automation_uuid: str | None = None,
-        automation_name: str | None = None,
-        data: Mapping[str, Any] | str | None = None,
+        contact_uuid: str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        automation_uuid: str | XComArg | None = None,
+        automation_name: str | XComArg | None = None,
+        data: Mapping[str, Any] | str | XComArg | None = None,
         create_contact_if_missing: bool = False,
         piggy_conn_id: str = "piggy_default",
         **kwargs: Any,

@@ -17,7 +17,7 @@ and a batch that applied writes fails without an Airflow retry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from airflow_provider_prefinery.batch import Outcome
 from airflow_provider_prefinery.exceptions import (
@@ -28,6 +28,9 @@ from airflow_provider_prefinery.exceptions import (
 )
 from airflow_provider_prefinery.operators.base import PrefineryBaseOperator, already_gone
 from airflow_provider_prefinery.validation import one_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import XComArg
 
 IfExists = Literal["fail", "skip", "update"]
 _USER_UPDATABLE = ("status", "profile", "invitation_code", "responses")
@@ -59,12 +62,12 @@ class PrefineryCreateUserOperator(PrefineryBaseOperator):
     def __init__(
         self,
         *,
-        email: str | None = None,
-        status: str | None = None,
-        profile: Profile | None = None,
-        referrer_code: str | None = None,
-        invitation_code: str | None = None,
-        responses: Responses | None = None,
+        email: str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        profile: Profile | XComArg | None = None,
+        referrer_code: str | XComArg | None = None,
+        invitation_code: str | XComArg | None = None,
+        responses: Responses | XComArg | None = None,
         if_exists: IfExists = "fail",
         **kwargs: Any,
     ) -> None:
@@ -77,7 +80,7 @@ class PrefineryCreateUserOperator(PrefineryBaseOperator):
             "responses": responses,
         }
         super().__init__(fields=fields, **kwargs)
-        self.if_exists: IfExists = one_of("if_exists", if_exists, get_args(IfExists))  # type: ignore[assignment]
+        self.if_exists = cast(IfExists, one_of("if_exists", if_exists, get_args(IfExists)))
 
     def run_record(self, fields: dict[str, Any]) -> Any:
         from airflow_provider_prefinery.hooks.prefinery import DUPLICATE_USER
@@ -116,12 +119,12 @@ class PrefineryUpdateUserOperator(PrefineryBaseOperator):
     def __init__(
         self,
         *,
-        user_id: int | str | None = None,
-        email: str | None = None,
-        status: str | None = None,
-        profile: Profile | None = None,
-        invitation_code: str | None = None,
-        responses: Responses | None = None,
+        user_id: int | str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        profile: Profile | XComArg | None = None,
+        invitation_code: str | XComArg | None = None,
+        responses: Responses | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         fields = {
@@ -146,7 +149,7 @@ class PrefineryDeleteUserOperator(PrefineryBaseOperator):
     record_fields = ("user_id",)
     gone_when_missing = "user {user_id}"
 
-    def __init__(self, *, user_id: int | str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, user_id: int | str | XComArg | None = None, **kwargs: Any) -> None:
         super().__init__(fields={"user_id": user_id}, **kwargs)
 
 
@@ -161,7 +164,13 @@ class PrefineryCheckinUserOperator(PrefineryBaseOperator):
     action = "checkin_user"
     record_fields = ("user_id", "email")
 
-    def __init__(self, *, user_id: int | str | None = None, email: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        user_id: int | str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(fields={"user_id": user_id, "email": email}, **kwargs)
 
 
@@ -185,9 +194,9 @@ class PrefineryCreateRewardOperator(PrefineryBaseOperator):
     def __init__(
         self,
         *,
-        email: str | None = None,
-        descriptor: str | None = None,
-        skip_quantity_check: bool | str | None = None,
+        email: str | XComArg | None = None,
+        descriptor: str | XComArg | None = None,
+        skip_quantity_check: bool | str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         fields = {"email": email, "descriptor": descriptor, "skip_quantity_check": skip_quantity_check}
@@ -209,7 +218,13 @@ class PrefineryTriggerRewardsOperator(PrefineryBaseOperator):
     record_fields = ("email", "event")
     idempotent = False
 
-    def __init__(self, *, email: str | None = None, event: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        event: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(fields={"email": email, "event": event}, **kwargs)
 
 
@@ -228,7 +243,11 @@ class PrefineryUpdateRewardStatusOperator(PrefineryBaseOperator):
     record_fields = ("reward_id", "status")
 
     def __init__(
-        self, *, reward_id: int | str | None = None, status: str | None = None, **kwargs: Any
+        self,
+        *,
+        reward_id: int | str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(fields={"reward_id": reward_id, "status": status}, **kwargs)
 
@@ -259,7 +278,13 @@ class PrefineryCreateSuppressionOperator(PrefineryBaseOperator):
     action = "create_suppression"
     record_fields = ("email", "reason")
 
-    def __init__(self, *, email: str | None = None, reason: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        reason: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(fields={"email": email, "reason": reason}, **kwargs)
 
     def run_record(self, fields: dict[str, Any]) -> Any:
@@ -287,7 +312,7 @@ class PrefineryDeleteSuppressionOperator(PrefineryBaseOperator):
     record_fields = ("suppression_id",)
     gone_when_missing = "suppression {suppression_id}"
 
-    def __init__(self, *, suppression_id: int | str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, suppression_id: int | str | XComArg | None = None, **kwargs: Any) -> None:
         super().__init__(fields={"suppression_id": suppression_id}, **kwargs)
 
 
@@ -310,9 +335,9 @@ class PrefineryCreateFriendInvitationOperator(PrefineryBaseOperator):
     def __init__(
         self,
         *,
-        sender_email: str | None = None,
-        recipient_email: str | None = None,
-        message: str | None = None,
+        sender_email: str | XComArg | None = None,
+        recipient_email: str | XComArg | None = None,
+        message: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         fields = {"sender_email": sender_email, "recipient_email": recipient_email, "message": message}
@@ -338,9 +363,9 @@ class PrefineryCreatePointsOperator(PrefineryBaseOperator):
     def __init__(
         self,
         *,
-        email: str | None = None,
-        quantity: int | str | None = None,
-        reason: str | None = None,
+        email: str | XComArg | None = None,
+        quantity: int | str | XComArg | None = None,
+        reason: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fields={"email": email, "quantity": quantity, "reason": reason}, **kwargs)
