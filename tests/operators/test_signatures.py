@@ -10,6 +10,8 @@ import datetime
 import importlib
 import inspect
 import pydoc
+import re
+from pathlib import Path
 
 import pytest
 from airflow.providers.common.compat.sdk import BaseOperator
@@ -97,3 +99,25 @@ def test_a_mapped_operator_validates_field_names(op: type[RecordsOperator]) -> N
             op.partial(task_id="bad").expand(no_such_field=["a"])
 
     assert mapped.email == "oncall@example.com"
+
+
+def _readme_table() -> dict[str, tuple[set[str], set[str]]]:
+    """The README's operator table: per operator, the fields and the options its second column names."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = {}
+    for match in re.finditer(r"^\| `(\w+Operator)` \| ((?:[^|\\]|\\.)*)\|", readme, re.M):
+        fields_part, _, options_part = match.group(2).partition(";")
+        items = re.split(r",| or ", fields_part)
+        fields = {m.group(1) for item in items if (m := re.match(r"\s*([a-z_]+)", item))}
+        rows[match.group(1)] = (fields, set(re.findall(r"`(\w+)`(?:\*| =)", options_part)))
+    return rows
+
+
+def test_the_readme_table_lists_each_operators_fields_and_options() -> None:
+    table = _readme_table()
+
+    for op in OPERATORS:
+        own = inspect.signature(op).parameters
+        options = {n for n, p in own.items() if p.kind is p.KEYWORD_ONLY and n not in op.record_fields}
+        assert table[op.__name__] == (set(op.record_fields), options), op.__name__
+    assert set(table) == {op.__name__ for op in OPERATORS}
