@@ -1,7 +1,7 @@
 """The batch engine every write operator and the sync share: run records under bounded concurrency,
 validate them all first, log progress, report each failure, decide whether the task fails.
 
-* :mod:`.run`: :func:`run_batch` (and :func:`collect_invalid`, its validation pass).
+* :mod:`.run`: :func:`run_batch`, which validates every record before the first call.
 * :mod:`.progress`: :class:`Progress`, the progress lines.
 * :mod:`.report`: :class:`Outcome` (what a record function returns), :func:`describe_error` (a failure
   entry) and :class:`BatchResult` (counts, failures, the ``fail_on_error`` decision).
@@ -19,7 +19,7 @@ from airflow_provider_prefinery.batch.errors import (
 )
 from airflow_provider_prefinery.batch.progress import Progress
 from airflow_provider_prefinery.batch.report import COUNT_KEYS, BatchResult, Outcome, describe_error
-from airflow_provider_prefinery.batch.run import collect_invalid, run_batch
+from airflow_provider_prefinery.batch.run import run_batch
 
 __all__ = [
     "COUNT_KEYS",
@@ -30,7 +30,6 @@ __all__ = [
     "NoRetryError",
     "Outcome",
     "Progress",
-    "collect_invalid",
     "describe_error",
     "run_batch",
 ]
