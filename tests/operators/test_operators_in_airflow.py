@@ -92,6 +92,13 @@ with DAG("alert_email", schedule=None, default_args=ALERTS,
     PrefineryCreateUserOperator.partial(task_id="mapped_xcom", on_execute_callback=_keep_emails).expand(
         email=emails()
     )
+    @task
+    def signups():
+        return [{{"email": "k0@example.org", "status": "applied"}}]
+
+    PrefineryCreateUserOperator.partial(
+        task_id="mapped_kwargs", on_execute_callback=_keep_emails
+    ).expand_kwargs(signups())
     PrefineryCreateUserOperator.partial(
         task_id="mapped_profile", email="p@example.org", if_exists="update", on_execute_callback=_keep_emails
     ).expand(profile=[{{"first_name": "A"}}, {{"first_name": "B"}}])
@@ -150,15 +157,16 @@ def test_default_args_email_stays_the_alert_address_and_record_emails_stay_recor
         "mapped.1": {"alert": "oncall@example.org", "record": "m1@example.org"},
         "mapped_xcom.0": {"alert": "oncall@example.org", "record": "x0@example.org"},
         "mapped_xcom.1": {"alert": "oncall@example.org", "record": "x1@example.org"},
+        "mapped_kwargs.0": {"alert": "oncall@example.org", "record": "k0@example.org"},
         "mapped_profile.0": {"alert": "oncall@example.org", "record": "p@example.org"},
         "mapped_profile.1": {"alert": "oncall@example.org", "record": "p@example.org"},
     }  # every task ran (its callback wrote the file): none failed on an e-mail it should not have had
-    for address in ("direct", "m0", "m1", "x0", "x1", "p"):
+    for address in ("direct", "m0", "m1", "x0", "x1", "k0", "p"):
         assert len(sandbox.control.users(email=f"{address}@example.org")) == 1
     assert sandbox.control.users(email="oncall@example.org") == []
     assert sandbox.control.count(api="prefinery", endpoint="checkin_by_id") == 1
     assert sandbox.control.count(api="prefinery", endpoint="checkin_by_email") == 0
     # What the scheduler and the dag processor send alerts to: the parsed and the serialized mapped tasks.
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
-    for task_id in ("mapped", "mapped_xcom", "mapped_profile"):
+    for task_id in ("mapped", "mapped_xcom", "mapped_kwargs", "mapped_profile"):
         assert dag.get_task(task_id).email == serialized.get_task(task_id).email == "oncall@example.org"
