@@ -9,7 +9,6 @@ from typing import Any
 from airflow_provider_prefinery.batch.errors import entry_line
 from airflow_provider_prefinery.batch.progress import LineLogger, Progress
 from airflow_provider_prefinery.batch.report import COUNT_KEYS, BatchResult, Outcome, describe_error
-from airflow_provider_prefinery.hooks.rest import bounded_map
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,8 @@ def run_batch(
     :return: the :class:`BatchResult`; this function raises only for bugs (or from
         ``before_first_call``), never for failed records.
     """
+    from airflow_provider_prefinery.hooks.rest import bounded_map  # here: parsing a DAG needs no REST core
+
     logger = logger or log
     items: Sequence[Any] = records if isinstance(records, Sequence) else list(records)
     total = len(items)
