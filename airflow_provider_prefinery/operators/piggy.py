@@ -1,8 +1,8 @@
 """PiggyCreateAutomationRunOperator: start a Piggy automation for one contact, or for many records.
 
 Built on :class:`~airflow_provider_prefinery.operators.base.RecordsOperator`, so it takes one record as
-arguments or ``records=[...]``, validates every record before the first request, runs them under bounded
-concurrency and reports failures like the Prefinery operators.
+arguments or ``records=[...]``, validates every record (once) before the first request, runs them under
+bounded concurrency and reports failures like the Prefinery operators.
 
 An automation run is NOT idempotent (each run sends another e-mail, credit or gift card) and Piggy has no
 idempotency key: an attempt whose outcome is unknown (read timeout, 500 after sending) is never replayed,
@@ -13,9 +13,9 @@ Airflow retry. Check such records in Piggy before sending them again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import Context
 
@@ -30,7 +30,10 @@ from airflow_provider_prefinery.hooks.piggy import (
     check_uuid,
     pick_automation,
 )
-from airflow_provider_prefinery.operators.base import RecordsOperator, collect_invalid
+from airflow_provider_prefinery.operators.base import RecordsOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import XComArg
 
 
 def _exactly_one(fields: dict[str, Any], first: str, second: str) -> str:
@@ -59,6 +62,10 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
     :param create_contact_if_missing: with ``email``, create the contact when Piggy has none (default
         False: the record fails with "contact not found").
     :param piggy_conn_id: the Piggy connection (default ``piggy_default``; templated).
+
+    Plus ``records``, ``max_concurrency``, ``fail_on_error``, ``return_records``, ``progress_interval`` and
+    ``if_empty``: see :class:`~airflow_provider_prefinery.operators.base.RecordsOperator`.
+
     :return: one record: ``{"contact_uuid", "automation_uuid", "automation_name", "email", "data"}`` of
         the started run; ``records=``: ``{"counts", "failed"}`` (and ``"records"``, in input order, with
         ``return_records=True``).
@@ -67,21 +74,38 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
     action = "create_automation_run"
     record_fields = ("contact_uuid", "email", "automation_uuid", "automation_name", "data")
     json_fields = ("data",)
-    options: ClassVar[dict[str, Any]] = {"create_contact_if_missing": False, "piggy_conn_id": "piggy_default"}
     idempotent = False
     template_fields: Sequence[str] = (*RecordsOperator.template_fields, "piggy_conn_id")
     ui_color = "#fde8ef"
 
-    create_contact_if_missing: bool
-    piggy_conn_id: str
-
-    def validate_options(self) -> None:
-        if not isinstance(self.create_contact_if_missing, bool):
+    def __init__(
+        self,
+        *,
+        contact_uuid: str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        automation_uuid: str | XComArg | None = None,
+        automation_name: str | XComArg | None = None,
+        data: Mapping[str, Any] | str | XComArg | None = None,
+        create_contact_if_missing: bool = False,
+        piggy_conn_id: str = "piggy_default",
+        **kwargs: Any,
+    ) -> None:
+        fields = {
+            "contact_uuid": contact_uuid,
+            "email": email,
+            "automation_uuid": automation_uuid,
+            "automation_name": automation_name,
+            "data": data,
+        }
+        super().__init__(fields=fields, **kwargs)
+        if not isinstance(create_contact_if_missing, bool):
             raise PrefineryInputError(
                 "create_contact_if_missing",
-                f"must be True or False, got {self.create_contact_if_missing!r}",
+                f"must be True or False, got {create_contact_if_missing!r}",
                 service=SERVICE,
             )
+        self.create_contact_if_missing = create_contact_if_missing
+        self.piggy_conn_id = piggy_conn_id
 
     @cached_property
     def hook(self) -> PiggyHook:
@@ -108,26 +132,19 @@ class PiggyCreateAutomationRunOperator(RecordsOperator):
 
     # ---- once per task ----
     def prepare(self, context: Context) -> None:
-        """Build the client once (one OAuth exchange for every thread) and check the operator's own
-        automation before any record, so a wrong one fails the task without starting a single run.
-        The input is checked first: the automation listing is the task's first request."""
+        """Build the client once (one OAuth exchange for every thread), before the worker threads start."""
         self._catalogue: list[dict[str, Any]] | None = None
         self._catalogue_lock = threading.Lock()
-        self.hook.client  # noqa: B018 - built here, single-threaded, before the worker threads start
-        if not self._input_is_valid():
-            return  # the batch runner reports the bad records (and, with fail_on_error, sends nothing)
+        self.hook.client  # noqa: B018 - built here, single-threaded
+
+    def before_first_record(self) -> None:
+        """Check the operator's own automation once the input is known valid (the automation listing is
+        the task's first request) and before any record, so a wrong one starts not a single run."""
         name, auuid = self.record.get("automation_name"), self.record.get("automation_uuid")
         if (name is None) != (auuid is None):
             automation = self.automation({"automation_name": name, "automation_uuid": auuid})
             shown = [automation.get(key) for key in ("name", "uuid", "event", "status")]
             self.log.info("Piggy automation %r (%s), event %s, status %s", *shown)
-
-    def _input_is_valid(self) -> bool:
-        """Check the one record (raising, naming the field) or every record of a batch, sending nothing."""
-        if not self.is_batch:
-            self.check_record(self.normalise({}))
-            return True
-        return not collect_invalid(self.rendered_records(), self._validate)
 
     def catalogue(self) -> list[dict[str, Any]]:
         """Every automation, listed once per task (the first record to need it lists; the rest wait)."""

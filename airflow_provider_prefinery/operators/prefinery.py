@@ -2,10 +2,10 @@
 
 Every operator takes its action's fields for one record, or ``records=[{...}, ...]`` with the same keys;
 plus ``prefinery_conn_id``, ``beta_id``, ``max_concurrency`` (4), ``fail_on_error`` (True),
-``return_records`` (False) and ``progress_interval`` (10 s) — see :class:`RecordsOperator`. Every field is
-templated (together, as ``record``; ``records`` too). One record returns the API's object (None where the
-API answers nothing); a batch returns ``{"counts": {...}, "failed": [...]}`` (plus ``"records"`` with
-``return_records=True``).
+``return_records`` (False), ``progress_interval`` (10 s) and ``if_empty`` ("skip") — see
+:class:`~airflow_provider_prefinery.operators.base.RecordsOperator`. Every field is templated (together,
+as ``record``; ``records`` too). One record returns the API's object (None where the API answers nothing);
+a batch returns ``{"counts": {...}, "failed": [...]}`` (plus ``"records"`` with ``return_records=True``).
 
 Re-runs are safe where the API allows: existing users (2310, ``if_exists``), existing suppressions
 (2702), already deleted users and suppressions (404) and rewards already in the target status count as
@@ -16,24 +16,27 @@ and a batch that applied writes fails without an Airflow retry.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
+from airflow_provider_prefinery.batch import Outcome
 from airflow_provider_prefinery.exceptions import (
     PrefineryError,
     PrefineryInputError,
     PrefineryNotFoundError,
     PrefineryValidationError,
 )
-from airflow_provider_prefinery.hooks.prefinery_endpoints import DUPLICATE_SUPPRESSION, DUPLICATE_USER
-from airflow_provider_prefinery.operators.base import (
-    Outcome,
-    PrefineryBaseOperator,
-    check_option,
-)
+from airflow_provider_prefinery.operators.base import PrefineryBaseOperator, already_gone
+from airflow_provider_prefinery.validation import one_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import XComArg
 
 IfExists = Literal["fail", "skip", "update"]
-IF_EXISTS: tuple[str, ...] = ("fail", "skip", "update")
 _USER_UPDATABLE = ("status", "profile", "invitation_code", "responses")
+# A profile or survey answers: a mapping/list, or the text a template rendered it to.
+Profile = Mapping[str, Any] | str
+Responses = Sequence[Mapping[str, Any]] | str
 
 
 # ------------------------------------------------------------------------------------------ users
@@ -55,13 +58,33 @@ class PrefineryCreateUserOperator(PrefineryBaseOperator):
     action = "create_user"
     record_fields = ("email", "status", "profile", "referrer_code", "invitation_code", "responses")
     json_fields = ("profile", "responses")
-    options: ClassVar[dict[str, Any]] = {"if_exists": "fail"}
-    if_exists: IfExists
 
-    def validate_options(self) -> None:
-        check_option("if_exists", self.if_exists, IF_EXISTS)
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        profile: Profile | XComArg | None = None,
+        referrer_code: str | XComArg | None = None,
+        invitation_code: str | XComArg | None = None,
+        responses: Responses | XComArg | None = None,
+        if_exists: IfExists = "fail",
+        **kwargs: Any,
+    ) -> None:
+        fields = {
+            "email": email,
+            "status": status,
+            "profile": profile,
+            "referrer_code": referrer_code,
+            "invitation_code": invitation_code,
+            "responses": responses,
+        }
+        super().__init__(fields=fields, **kwargs)
+        self.if_exists = cast(IfExists, one_of("if_exists", if_exists, get_args(IfExists)))
 
     def run_record(self, fields: dict[str, Any]) -> Any:
+        from airflow_provider_prefinery.hooks.prefinery_endpoints import DUPLICATE_USER
+
         try:
             return self.call(fields)
         except PrefineryValidationError as err:
@@ -93,6 +116,27 @@ class PrefineryUpdateUserOperator(PrefineryBaseOperator):
     record_fields = ("user_id", "email", "status", "profile", "invitation_code", "responses")
     json_fields = ("profile", "responses")
 
+    def __init__(
+        self,
+        *,
+        user_id: int | str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        profile: Profile | XComArg | None = None,
+        invitation_code: str | XComArg | None = None,
+        responses: Responses | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        fields = {
+            "user_id": user_id,
+            "email": email,
+            "status": status,
+            "profile": profile,
+            "invitation_code": invitation_code,
+            "responses": responses,
+        }
+        super().__init__(fields=fields, **kwargs)
+
 
 class PrefineryDeleteUserOperator(PrefineryBaseOperator):
     """Delete users. A user that is already gone (404) counts as done (``already_done``), with a log line.
@@ -103,12 +147,10 @@ class PrefineryDeleteUserOperator(PrefineryBaseOperator):
 
     action = "delete_user"
     record_fields = ("user_id",)
+    gone_when_missing = "user {user_id}"
 
-    def run_record(self, fields: dict[str, Any]) -> Any:
-        try:
-            return self.call(fields)
-        except PrefineryNotFoundError:
-            return Outcome("already_done", None, f"user {fields['user_id']} is already gone (404)")
+    def __init__(self, *, user_id: int | str | XComArg | None = None, **kwargs: Any) -> None:
+        super().__init__(fields={"user_id": user_id}, **kwargs)
 
 
 class PrefineryCheckinUserOperator(PrefineryBaseOperator):
@@ -121,6 +163,15 @@ class PrefineryCheckinUserOperator(PrefineryBaseOperator):
 
     action = "checkin_user"
     record_fields = ("user_id", "email")
+
+    def __init__(
+        self,
+        *,
+        user_id: int | str | XComArg | None = None,
+        email: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"user_id": user_id, "email": email}, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ rewards
@@ -140,6 +191,17 @@ class PrefineryCreateRewardOperator(PrefineryBaseOperator):
     bool_fields = ("skip_quantity_check",)
     idempotent = False
 
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        descriptor: str | XComArg | None = None,
+        skip_quantity_check: bool | str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        fields = {"email": email, "descriptor": descriptor, "skip_quantity_check": skip_quantity_check}
+        super().__init__(fields=fields, **kwargs)
+
 
 class PrefineryTriggerRewardsOperator(PrefineryBaseOperator):
     """Fire a custom reward event for referred users; Prefinery's rules decide what to issue.
@@ -156,6 +218,15 @@ class PrefineryTriggerRewardsOperator(PrefineryBaseOperator):
     record_fields = ("email", "event")
     idempotent = False
 
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        event: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"email": email, "event": event}, **kwargs)
+
 
 class PrefineryUpdateRewardStatusOperator(PrefineryBaseOperator):
     """Mark earned rewards ``delivered`` or ``revoked``.
@@ -170,6 +241,15 @@ class PrefineryUpdateRewardStatusOperator(PrefineryBaseOperator):
 
     action = "update_reward_status"
     record_fields = ("reward_id", "status")
+
+    def __init__(
+        self,
+        *,
+        reward_id: int | str | XComArg | None = None,
+        status: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"reward_id": reward_id, "status": status}, **kwargs)
 
     def run_record(self, fields: dict[str, Any]) -> Any:
         try:
@@ -198,7 +278,18 @@ class PrefineryCreateSuppressionOperator(PrefineryBaseOperator):
     action = "create_suppression"
     record_fields = ("email", "reason")
 
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        reason: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"email": email, "reason": reason}, **kwargs)
+
     def run_record(self, fields: dict[str, Any]) -> Any:
+        from airflow_provider_prefinery.hooks.prefinery_endpoints import DUPLICATE_SUPPRESSION
+
         try:
             return self.call(fields)
         except PrefineryValidationError as err:
@@ -219,14 +310,10 @@ class PrefineryDeleteSuppressionOperator(PrefineryBaseOperator):
 
     action = "delete_suppression"
     record_fields = ("suppression_id",)
+    gone_when_missing = "suppression {suppression_id}"
 
-    def run_record(self, fields: dict[str, Any]) -> Any:
-        try:
-            return self.call(fields)
-        except PrefineryNotFoundError:
-            return Outcome(
-                "already_done", None, f"suppression {fields['suppression_id']} is already gone (404)"
-            )
+    def __init__(self, *, suppression_id: int | str | XComArg | None = None, **kwargs: Any) -> None:
+        super().__init__(fields={"suppression_id": suppression_id}, **kwargs)
 
 
 # -------------------------------------------------------------------------------- invitations, points
@@ -245,6 +332,17 @@ class PrefineryCreateFriendInvitationOperator(PrefineryBaseOperator):
     record_fields = ("sender_email", "recipient_email", "message")
     idempotent = False
 
+    def __init__(
+        self,
+        *,
+        sender_email: str | XComArg | None = None,
+        recipient_email: str | XComArg | None = None,
+        message: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        fields = {"sender_email": sender_email, "recipient_email": recipient_email, "message": message}
+        super().__init__(fields=fields, **kwargs)
+
 
 class PrefineryCreatePointsOperator(PrefineryBaseOperator):
     """Award points to users. NOT idempotent: every call adds points.
@@ -262,6 +360,16 @@ class PrefineryCreatePointsOperator(PrefineryBaseOperator):
     record_fields = ("email", "quantity", "reason")
     idempotent = False
 
+    def __init__(
+        self,
+        *,
+        email: str | XComArg | None = None,
+        quantity: int | str | XComArg | None = None,
+        reason: str | XComArg | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"email": email, "quantity": quantity, "reason": reason}, **kwargs)
+
 
 # ------------------------------------------------------------------------------------------ projects
 class PrefineryDeleteProjectOperator(PrefineryBaseOperator):
@@ -277,12 +385,15 @@ class PrefineryDeleteProjectOperator(PrefineryBaseOperator):
 
     action = "delete_project"
     record_fields = ()
-    options: ClassVar[dict[str, Any]] = {"confirm_project_name": None}
     supports_records = False
     template_fields = (*PrefineryBaseOperator.template_fields, "confirm_project_name")
-    confirm_project_name: str
 
-    def validate_options(self) -> None:
+    def __init__(self, *, confirm_project_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(fields={}, **kwargs)
+        self.confirm_project_name = confirm_project_name
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
         if self.beta_id in (None, ""):
             raise PrefineryInputError("beta_id", "deleting a project needs beta_id spelled out")
         if not isinstance(self.confirm_project_name, str) or not self.confirm_project_name.strip():
@@ -291,14 +402,14 @@ class PrefineryDeleteProjectOperator(PrefineryBaseOperator):
             )
 
     def check_record(self, fields: dict[str, Any]) -> None:
-        self.validate_options()  # again, after rendering
+        self._check_arguments()  # again, after rendering
         super().check_record({"beta_id": self.project_id})
 
     def run_record(self, fields: dict[str, Any]) -> Any:
         try:
             name = self.hook.get_project(self.project_id).get("name")
         except PrefineryNotFoundError:
-            return Outcome("already_done", None, f"project {self.project_id} is already gone (404)")
+            return already_gone(f"project {self.project_id}")
         if name != self.confirm_project_name:
             raise PrefineryInputError(
                 "confirm_project_name",
@@ -308,7 +419,7 @@ class PrefineryDeleteProjectOperator(PrefineryBaseOperator):
         try:
             return self.hook.delete_project(self.project_id)
         except PrefineryNotFoundError:
-            return Outcome("already_done", None, f"project {self.project_id} is already gone (404)")
+            return already_gone(f"project {self.project_id}")
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from airflow_provider_prefinery.batch import Outcome, Progress, describe_error
 from airflow_provider_prefinery.exceptions import (
     PrefineryInputError,
     PrefineryNotFoundError,
@@ -23,7 +24,6 @@ from airflow_provider_prefinery.exceptions import (
 )
 from airflow_provider_prefinery.hooks.concurrency import bounded_map
 from airflow_provider_prefinery.hooks.prefinery_endpoints import DUPLICATE_SUPPRESSION, DUPLICATE_USER
-from airflow_provider_prefinery.operators.base import Outcome, Progress, describe_error
 from airflow_provider_prefinery.transfers.mailchimp_id_index import IdIndex
 from airflow_provider_prefinery.transfers.mailchimp_plan import WRITES, Action
 from airflow_provider_prefinery.transfers.mailchimp_rules import SUPPRESSED_DIGEST, SyncRules, user_digest

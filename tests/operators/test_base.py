@@ -2,35 +2,30 @@
 
 from __future__ import annotations
 
-import datetime
-import inspect
 import logging
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow.sdk import DAG
 
-from airflow_provider_prefinery.exceptions import (
-    PrefineryConnectionError,
-    PrefineryInputError,
-    PrefineryValidationError,
-)
-from airflow_provider_prefinery.operators.base import (
+from airflow_provider_prefinery.batch import (
     COUNT_KEYS,
     BatchFailedError,
     BatchFailedNoRetryError,
     BatchValidationError,
     Outcome,
     Progress,
-    RecordsOperator,
-    check_option,
     run_batch,
 )
-
-START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+from airflow_provider_prefinery.exceptions import (
+    PrefineryConnectionError,
+    PrefineryInputError,
+    PrefineryValidationError,
+)
+from airflow_provider_prefinery.operators.base import RecordsOperator
+from airflow_provider_prefinery.validation import one_of
 
 
 def _positive(record: int) -> None:
@@ -186,10 +181,19 @@ class _Echo(RecordsOperator):
     record_fields = ("email", "size", "profile", "flag")
     json_fields = ("profile",)
     bool_fields = ("flag",)
-    options: ClassVar[dict[str, Any]] = {"mode": "a"}
 
-    def validate_options(self) -> None:
-        check_option("mode", self.mode, ("a", "b"))
+    def __init__(
+        self,
+        *,
+        email: str | None = None,
+        size: int | None = None,
+        profile: Any = None,
+        flag: Any = None,
+        mode: str = "a",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fields={"email": email, "size": size, "profile": profile, "flag": flag}, **kwargs)
+        self.mode = one_of("mode", mode, ("a", "b"))
 
     def check_record(self, fields: dict[str, Any]) -> None:
         if "email" not in fields:
@@ -199,40 +203,9 @@ class _Echo(RecordsOperator):
         return fields
 
 
-def _dag(**kwargs: Any) -> DAG:
-    return DAG("t", schedule=None, start_date=START, **kwargs)
-
-
-def test_generated_init_lists_fields_and_options_but_not_email() -> None:
-    params = inspect.signature(_Echo.__init__).parameters
-
-    assert list(params) == ["self", "size", "profile", "flag", "mode", "kwargs"]
-
-
-def test_default_args_email_stays_the_alert_address_and_never_becomes_the_record() -> None:
-    with _dag(default_args={"email": "ops@example.com"}):
-        op = _Echo(task_id="t", email="user@example.com")
-        other = _Echo(task_id="u", size=1)
-
-    assert op.email == "ops@example.com" and op.record["email"] == "user@example.com"
-    assert other.record["email"] is None and other.email == "ops@example.com"
-
-
 def test_closed_options_are_checked_in_init_naming_argument_and_values() -> None:
     with pytest.raises(PrefineryInputError, match=r"mode: unknown value 'c' \(allowed: a, b\)"):
         _Echo(task_id="t", mode="c")
-
-
-@pytest.mark.filterwarnings("ignore:Task .x. was never mapped")
-def test_mapping_over_fields_including_email_validates() -> None:
-    with _dag():
-        mapped = _Echo.partial(task_id="m", size=1).expand(email=["a@example.com", "b@example.com"])
-        kw = _Echo.partial(task_id="k").expand_kwargs([{"email": "a@example.com", "size": 2}])
-        with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
-            _Echo.partial(task_id="x").expand(nope=[1])
-
-    assert mapped.expand_input.value == {"email": ["a@example.com", "b@example.com"]}
-    assert kw.expand_input.value == [{"email": "a@example.com", "size": 2}]
 
 
 def test_single_record_returns_the_value_and_batch_returns_counts() -> None:

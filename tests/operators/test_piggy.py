@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryNotFoundError
-from airflow_provider_prefinery.operators.base import (
+from airflow_provider_prefinery.batch import (
     BatchFailedNoRetryError,
     BatchValidationError,
     NoRetryError,
 )
+from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryNotFoundError
 from airflow_provider_prefinery.operators.piggy import PiggyCreateAutomationRunOperator
 from airflow_provider_prefinery.sandbox.seeds import (
     DEMO_AUTOMATION_UUID,
@@ -168,6 +168,23 @@ def test_records_may_each_name_their_automation(sandbox: Any) -> None:
     assert by_contact[a["uuid"]] == DEMO_AUTOMATION_UUID
     assert by_contact[b["uuid"]] != DEMO_AUTOMATION_UUID
     assert sandbox.control.count(api="piggy", endpoint="list_automations") == 1
+
+
+def test_a_batch_validates_each_record_once(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[dict[str, Any]] = []
+    check = PiggyCreateAutomationRunOperator.check_record
+
+    def counting(self: PiggyCreateAutomationRunOperator, fields: dict[str, Any]) -> None:
+        checked.append(fields)
+        check(self, fields)
+
+    monkeypatch.setattr(PiggyCreateAutomationRunOperator, "check_record", counting)
+    contacts = _contacts(sandbox, 3)
+
+    result = _run(_op(records=[{"contact_uuid": c["uuid"]} for c in contacts], automation_name=REWARD_EMAIL))
+
+    assert result["counts"]["succeeded"] == 3
+    assert [fields["contact_uuid"] for fields in checked] == [c["uuid"] for c in contacts]
 
 
 def test_invalid_records_are_all_reported_before_any_request(sandbox: Any) -> None:

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryValidationError
-from airflow_provider_prefinery.hooks.rest import _BUCKETS
-from airflow_provider_prefinery.operators.base import (
+from airflow_provider_prefinery.batch import (
     BatchFailedError,
     BatchFailedNoRetryError,
     BatchValidationError,
     NoRetryError,
 )
+from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryValidationError
+from airflow_provider_prefinery.hooks.rest import _BUCKETS
 from airflow_provider_prefinery.operators.prefinery import (
     PrefineryCheckinUserOperator,
     PrefineryCreateFriendInvitationOperator,

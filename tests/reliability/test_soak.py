@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_prefinery.operators.base import BatchFailedError, BatchFailedNoRetryError
+from airflow_provider_prefinery.batch import BatchFailedError, BatchFailedNoRetryError
 from airflow_provider_prefinery.operators.prefinery import PrefineryCreatePointsOperator
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID
 from airflow_provider_prefinery.transfers.mailchimp_to_prefinery import (

@@ -20,10 +20,10 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
+from airflow_provider_prefinery.batch import BatchFailedError, BatchFailedNoRetryError
 from airflow_provider_prefinery.hooks.mailchimp import MailchimpHook
 from airflow_provider_prefinery.hooks.piggy import PiggyHook
 from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
-from airflow_provider_prefinery.operators.base import BatchFailedError, BatchFailedNoRetryError
 from airflow_provider_prefinery.operators.prefinery import (
     PrefineryCreatePointsOperator,
     PrefineryUpdateUserOperator,

@@ -1,0 +1,35 @@
+"""The batch engine every write operator and the sync share: run records under bounded concurrency,
+validate them all first, log progress, report each failure, decide whether the task fails.
+
+* :mod:`.run`: :func:`run_batch`, which validates every record before the first call.
+* :mod:`.progress`: :class:`Progress`, the progress lines.
+* :mod:`.report`: :class:`Outcome` (what a record function returns), :func:`describe_error` (a failure
+  entry) and :class:`BatchResult` (counts, failures, the ``fail_on_error`` decision).
+* :mod:`.errors`: the errors a batch ends with.
+
+It sits between the operators (and transfers) above and the REST core's ``bounded_map`` below, and knows
+nothing of operators or of any API.
+"""
+
+from airflow_provider_prefinery.batch.errors import (
+    BatchFailedError,
+    BatchFailedNoRetryError,
+    BatchValidationError,
+    NoRetryError,
+)
+from airflow_provider_prefinery.batch.progress import Progress
+from airflow_provider_prefinery.batch.report import COUNT_KEYS, BatchResult, Outcome, describe_error
+from airflow_provider_prefinery.batch.run import run_batch
+
+__all__ = [
+    "COUNT_KEYS",
+    "BatchFailedError",
+    "BatchFailedNoRetryError",
+    "BatchResult",
+    "BatchValidationError",
+    "NoRetryError",
+    "Outcome",
+    "Progress",
+    "describe_error",
+    "run_batch",
+]
