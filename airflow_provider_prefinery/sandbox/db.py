@@ -1,0 +1,158 @@
+"""The SQLite database the three emulated APIs share: tables, seed snapshots, rows, and one door for writes.
+
+Each service declares its :class:`Tables`; the first reset to a seed builds a snapshot (schema and seed
+rows) in memory once, and every reset copies it back with SQLite's backup API, so resetting between tests
+costs about a millisecond. Every write goes through :meth:`Database.insert`, :meth:`~Database.update` or
+:meth:`~Database.delete`, which tell the observers what changed: that is the one place to watch the state
+(a cache watches it today). The server calls the database from one event loop, so one connection serves
+every request without locks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from airflow_provider_prefinery.sandbox import errors as e
+from airflow_provider_prefinery.sandbox import seeds
+
+WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLAC")  # the first six letters of a statement that writes
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What one service keeps in SQLite: its DDL, its JSON columns and the resources the control API shows."""
+
+    schema: str
+    json_columns: frozenset[str] = frozenset()
+    dumps: Mapping[str, str] = field(default_factory=dict)  # resource name -> SELECT of all its rows
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write, as it reached the database. ``where`` selects the rows (``{"rowid": n}`` for an insert);
+    ``values`` are the columns written (none for a delete)."""
+
+    table: str
+    action: Literal["insert", "update", "delete"]
+    where: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+
+Observer = Callable[[Change], None]
+
+
+class Database:
+    """One SQLite connection (a file, or memory) holding every service's tables."""
+
+    def __init__(self, path: str | None, tables: Sequence[Tables]) -> None:
+        self.conn = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.schema = "\n".join(t.schema for t in tables)
+        self.json_columns = frozenset().union(*(t.json_columns for t in tables))
+        self.observers: list[Observer] = []
+        self._snapshots: dict[str, sqlite3.Connection] = {}
+
+    # --- seeds -----------------------------------------------------------------------------------------
+    def has_tables(self) -> bool:
+        """Whether the file already holds a sandbox (``--keep`` then keeps its data)."""
+        return self.value("SELECT 1 FROM sqlite_master WHERE type='table'") is not None
+
+    def restore(self, seed: str) -> None:
+        """Replace every table by the snapshot of ``seed`` (built on first use). Observers are not told:
+        a reset is no change of state, and each service forgets its caches in its own ``reset``."""
+        snapshot = self._snapshots.get(seed)
+        if snapshot is None:
+            snapshot = self._snapshots[seed] = self._build_snapshot(seed)
+        snapshot.backup(self.conn)
+
+    def _build_snapshot(self, seed: str) -> sqlite3.Connection:
+        data = seeds.build(seed)
+        snap = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        snap.executescript(self.schema)
+        snap.execute("BEGIN")
+        for table in (f.name for f in dataclasses.fields(data)):
+            rows = getattr(data, table)
+            if rows:
+                cols = list(rows[0])
+                sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+                snap.executemany(sql, ([self._cell(r[c], c) for c in cols] for r in rows))
+        snap.execute("COMMIT")
+        return snap
+
+    # --- reads -----------------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """A read (or ``BEGIN``/``COMMIT``). Writes are refused here: they would escape the observers."""
+        if sql.lstrip()[:6].upper() in WRITE_VERBS:
+            raise RuntimeError("write through Database.insert/update/delete, so observers see every change")
+        return self.conn.execute(sql, params)
+
+    def row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        found = self.execute(sql, params).fetchone()
+        return None if found is None else self._decode(found)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [self._decode(r) for r in self.execute(sql, params).fetchall()]
+
+    def one(self, table: str, where: Mapping[str, Any], missing: str) -> dict[str, Any]:
+        """The row of ``table`` whose columns equal ``where``; 404 saying ``missing`` when there is none."""
+        cond, params = self._where(where)
+        found = self.row(f"SELECT * FROM {table} WHERE {cond}", params)
+        if found is None:
+            raise e.NotFound(missing)
+        return found
+
+    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row (a count, or 1 for "exists"), None without a row."""
+        found = self.execute(sql, params).fetchone()
+        return None if found is None else found[0]
+
+    # --- writes: the one door --------------------------------------------------------------------------
+    def insert(self, table: str, values: Mapping[str, Any]) -> int:
+        """Insert one row; return its rowid (the ``id`` of tables with an integer key)."""
+        cols = list(values)
+        sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+        rowid = int(self.conn.execute(sql, [self._cell(values[c], c) for c in cols]).lastrowid or 0)
+        self._notify(Change(table, "insert", {"rowid": rowid}, values))
+        return rowid
+
+    def update(self, table: str, where: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+        """Set ``values`` on the rows whose columns equal ``where``."""
+        sets = ",".join(f"{c}=?" for c in values)
+        cond, params = self._where(where)
+        cells = [self._cell(v, c) for c, v in values.items()]
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE {cond}", [*cells, *params])
+        self._notify(Change(table, "update", where, values))
+
+    def delete(self, table: str, where: Mapping[str, Any]) -> None:
+        cond, params = self._where(where)
+        self.conn.execute(f"DELETE FROM {table} WHERE {cond}", params)
+        self._notify(Change(table, "delete", where, {}))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _notify(self, change: Change) -> None:
+        for observer in self.observers:
+            observer(change)
+
+    @staticmethod
+    def _where(where: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        return " AND ".join(f"{c}=?" for c in where), list(where.values())
+
+    def _cell(self, value: Any, column: str) -> Any:
+        return json.dumps(value) if column in self.json_columns and value is not None else value
+
+    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        for name in self.json_columns.intersection(out):
+            if out[name] is not None:
+                out[name] = json.loads(out[name])
+        return out
