@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
 
 from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox import seeds
 
 WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLAC")  # the first six letters of a statement that writes
+_ENCODE = json.JSONEncoder().encode  # what json.dumps(value) does with its defaults, minus the call overhead
 
 
-@dataclass(frozen=True)
-class Tables:
+class Tables(NamedTuple):
     """What one service keeps in SQLite: its DDL, its JSON columns and the resources the control API shows."""
 
     schema: str
-    json_columns: frozenset[str] = frozenset()
-    dumps: Mapping[str, str] = field(default_factory=dict)  # resource name -> SELECT of all its rows
+    json_columns: frozenset[str]
+    dumps: Mapping[str, str]  # resource name -> SELECT of all its rows
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One write, as it reached the database. ``where`` selects the rows (``{"rowid": n}`` for an insert);
     ``values`` are the columns written (none for a delete)."""
 
@@ -82,9 +81,22 @@ class Database:
             if rows:
                 cols = list(rows[0])
                 sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
-                snap.executemany(sql, ([self._cell(r[c], c) for c in cols] for r in rows))
+                snap.executemany(sql, self._cells(cols, rows))
         snap.execute("COMMIT")
         return snap
+
+    def _cells(self, cols: list[str], rows: list[dict[str, Any]]) -> Iterator[Sequence[Any]]:
+        """Rows as parameter tuples, JSON columns encoded (the seed's thousands of rows: kept lean)."""
+        get = operator.itemgetter(*cols)
+        encoded = [i for i, c in enumerate(cols) if c in self.json_columns]
+        for row in rows:
+            values = get(row)
+            if encoded:
+                values = list(values)
+                for i in encoded:
+                    if values[i] is not None:
+                        values[i] = _ENCODE(values[i])
+            yield values
 
     # --- reads -----------------------------------------------------------------------------------------
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -148,7 +160,7 @@ class Database:
         return " AND ".join(f"{c}=?" for c in where), list(where.values())
 
     def _cell(self, value: Any, column: str) -> Any:
-        return json.dumps(value) if column in self.json_columns and value is not None else value
+        return _ENCODE(value) if column in self.json_columns and value is not None else value
 
     def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
         out = dict(row)

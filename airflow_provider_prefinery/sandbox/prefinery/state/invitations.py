@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery.sandbox.db import Database
@@ -14,10 +13,9 @@ from airflow_provider_prefinery.sandbox.values import utcnow
 SENDER_STATUSES = ("invited", "active", "idle")
 
 
-@dataclass
 class FriendInvitations:
-    db: Database
-    users: Users
+    def __init__(self, db: Database, users: Users) -> None:
+        self.db, self.users = db, users
 
     def create(self, beta_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """Send an invitation (2501 for a bad address, an unknown sender or one who may not invite)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery.sandbox.db import Database
@@ -29,10 +28,9 @@ def json_int(value: Any) -> int | None:
     return None
 
 
-@dataclass
 class Points:
-    db: Database
-    users: Users
+    def __init__(self, db: Database, users: Users) -> None:
+        self.db, self.users = db, users
 
     def page(self, beta_id: int, email: str | None, page: int) -> Page:
         select, params = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery.sandbox.db import Database
@@ -14,9 +13,9 @@ PROJECT_TABLES = ("users", "rewards", "suppressions", "points", "friend_invitati
 COUNTED_STATUSES = ("imported", "applied", "invited", "active", "rejected")
 
 
-@dataclass
 class Projects:
-    db: Database
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def check(self, account: str, beta_id: int) -> None:
         """404 unless the project exists and is the account's (every project path checks this first)."""

@@ -3,7 +3,6 @@ revoked, and only from ``earned``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery.sandbox import seeds
@@ -40,13 +39,11 @@ def _required_text(body: dict[str, Any], name: str) -> str:
     return value
 
 
-@dataclass
 class Rewards:
     """Rewards of each project's users. ``on_read`` is told of every read (schedules count them)."""
 
-    db: Database
-    users: Users
-    on_read: OnRead
+    def __init__(self, db: Database, users: Users, on_read: OnRead) -> None:
+        self.db, self.users, self.on_read = db, users, on_read
 
     def _row(self, beta_id: int, reward_id: int) -> dict[str, Any]:
         return self.db.one("rewards", {"id": reward_id, "beta_id": beta_id}, f"reward {reward_id} not found")

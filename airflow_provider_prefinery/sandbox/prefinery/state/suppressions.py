@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery.sandbox import seeds
@@ -20,10 +19,9 @@ def render(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("id", "email", "user_id", "reason", "suppressed_at")}
 
 
-@dataclass
 class Suppressions:
-    db: Database
-    users: Users
+    def __init__(self, db: Database, users: Users) -> None:
+        self.db, self.users = db, users
 
     def _row(self, beta_id: int, sid: int) -> dict[str, Any]:
         return self.db.one("suppressions", {"id": sid, "beta_id": beta_id}, f"suppression {sid} not found")
