@@ -7,10 +7,10 @@ No auth, but loopback callers only. Validation errors answer 422 (FastAPI), doma
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox import seeds
@@ -30,7 +30,14 @@ def loopback_only(request: Request) -> None:
 
 
 class SeedIn(BaseModel):
-    seed: Literal["empty", "demo"] = "demo"
+    seed: str = "demo"
+
+    @field_validator("seed")
+    @classmethod
+    def known_seed(cls, value: str) -> str:
+        if value not in seeds.SEEDS:
+            raise ValueError(f"unknown seed {value!r}; choose one of {', '.join(seeds.SEEDS)}")
+        return value
 
 
 class KeyIn(BaseModel):
