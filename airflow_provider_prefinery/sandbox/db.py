@@ -21,7 +21,8 @@ from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox import seeds
 
 WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLAC")  # the first six letters of a statement that writes
-_ENCODE = json.JSONEncoder().encode  # what json.dumps(value) does with its defaults, minus the call overhead
+_ENCODE = json.JSONEncoder().encode  # json.dumps(value) with its defaults, minus the per-call overhead
+_DECODE = json.JSONDecoder().decode  # json.loads(text), likewise
 
 
 class Tables(NamedTuple):
@@ -57,6 +58,7 @@ class Database:
         self.json_columns = frozenset().union(*(t.json_columns for t in tables))
         self.observers: list[Observer] = []
         self._snapshots: dict[str, sqlite3.Connection] = {}
+        self._selects: dict[tuple[str, ...], str] = {}  # one() is on every request's path: SQL built once
 
     # --- seeds -----------------------------------------------------------------------------------------
     def has_tables(self) -> bool:
@@ -107,18 +109,21 @@ class Database:
 
     def row(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         found = self.execute(sql, params).fetchone()
-        return None if found is None else self._decode(found)
+        return None if found is None else self._decode([found])[0]
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        return [self._decode(r) for r in self.execute(sql, params).fetchall()]
+        return self._decode(self.execute(sql, params).fetchall())
 
     def one(self, table: str, where: Mapping[str, Any], missing: str) -> dict[str, Any]:
         """The row of ``table`` whose columns equal ``where``; 404 saying ``missing`` when there is none."""
-        cond, params = self._where(where)
-        found = self.row(f"SELECT * FROM {table} WHERE {cond}", params)
+        key = (table, *where)
+        sql = self._selects.get(key)
+        if sql is None:
+            sql = self._selects[key] = f"SELECT * FROM {table} WHERE {self._where(where)[0]}"
+        found = self.conn.execute(sql, tuple(where.values())).fetchone()
         if found is None:
             raise e.NotFound(missing)
-        return found
+        return self._decode([found])[0]
 
     def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row (a count, or 1 for "exists"), None without a row."""
@@ -162,9 +167,14 @@ class Database:
     def _cell(self, value: Any, column: str) -> Any:
         return _ENCODE(value) if column in self.json_columns and value is not None else value
 
-    def _decode(self, row: sqlite3.Row) -> dict[str, Any]:
-        out = dict(row)
-        for name in self.json_columns.intersection(out):
-            if out[name] is not None:
-                out[name] = json.loads(out[name])
+    def _decode(self, found: list[sqlite3.Row]) -> list[dict[str, Any]]:
+        """Rows as dicts, JSON columns decoded (a page renders 25 users: the columns are found once)."""
+        if not found:
+            return []
+        names = self.json_columns.intersection(found[0].keys())
+        out = [dict(r) for r in found]
+        for row in out:
+            for name in names:
+                if row[name] is not None:
+                    row[name] = _DECODE(row[name])
         return out
