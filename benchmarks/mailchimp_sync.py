@@ -73,7 +73,7 @@ def build_state(path: str, key: str, changed: int, naive: int) -> dict[str, int]
     members: list[tuple[str, str | None, dict[str, str] | None, str]] = []
     for i in range(users):  # everyone already in sync, long ago
         profile = {"first_name": f"F{i}", "last_name": f"L{i}"}
-        store.create_user(DEMO_BETA_ID, {"email": f"user{i}@bench.example", "profile": profile})
+        store.prefinery.users.create(DEMO_BETA_ID, {"email": f"user{i}@bench.example", "profile": profile})
         members.append(
             (f"user{i}@bench.example", "subscribed", {"FNAME": f"F{i}", "LNAME": f"L{i}"}, stamp(W0, i))
         )
@@ -99,7 +99,7 @@ def build_state(path: str, key: str, changed: int, naive: int) -> dict[str, int]
             (f"new{n}@w3.bench.example", "subscribed", {"FNAME": "N", "LNAME": "w3"}, stamp(W3, naive + n))
         )
     for email, status, merge, changed_at in members:
-        store.mc_upsert_member(
+        store.mailchimp.upsert_member(
             DEMO_LIST_ID, email, status=status, merge_fields=merge, last_changed=changed_at
         )
     store.db.execute("COMMIT")
@@ -145,7 +145,7 @@ def build_members_only(path: str, key: str, count: int) -> None:
     for i in range(count):
         merge = {"FNAME": f"First{i}", "LNAME": f"Last{i}"}
         email = f"member{i}@big.bench.example"
-        store.mc_upsert_member(
+        store.mailchimp.upsert_member(
             DEMO_LIST_ID, email, status="subscribed", merge_fields=merge, last_changed=stamp(W0, i)
         )
     store.db.execute("COMMIT")

@@ -14,4 +14,8 @@ from airflow_provider_prefinery.sandbox.seeds import (
     DEMO_LIST_ID,
 )
 
-__all__ = ["DEFAULT_API_KEY", "DEMO_AUTOMATION_UUID", "DEMO_BETA_ID", "DEMO_LIST_ID"]
+READY_PREFIX = "prefinery-sandbox ready"
+"""How the server's one ready line starts (``cli`` prints it once it accepts connections, ``testing``
+waits for it)."""
+
+__all__ = ["DEFAULT_API_KEY", "DEMO_AUTOMATION_UUID", "DEMO_BETA_ID", "DEMO_LIST_ID", "READY_PREFIX"]

@@ -1,4 +1,5 @@
-"""Build the ASGI app: the three APIs' route tables, the control router, and the fault middleware outside.
+"""Build the ASGI app: the three APIs' route tables (``<api>/routes.py``), the control router, and the
+fault middleware outside.
 
 Emulated endpoints are plain Starlette routes inside the FastAPI app (no pydantic per request: the
 handlers parse what the vendor accepts, and this keeps the hot path fast); the control API is FastAPI
@@ -13,15 +14,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
-from starlette.responses import Response
 
-from airflow_provider_prefinery.sandbox import control, errors, mailchimp, piggy, prefinery
+from airflow_provider_prefinery.sandbox import control
+from airflow_provider_prefinery.sandbox.errors import NotFound
 from airflow_provider_prefinery.sandbox.faults import Behaviour, FaultMiddleware, api_of
+from airflow_provider_prefinery.sandbox.mailchimp import routes as mailchimp
+from airflow_provider_prefinery.sandbox.piggy import routes as piggy
+from airflow_provider_prefinery.sandbox.prefinery import routes as prefinery
 from airflow_provider_prefinery.sandbox.spec import Endpoint
 from airflow_provider_prefinery.sandbox.state import Store
-from airflow_provider_prefinery.sandbox.wire import route
+from airflow_provider_prefinery.sandbox.wire import error_response, route
 
-API_MODULES = (prefinery, mailchimp, piggy)
+API_MODULES = (prefinery, mailchimp, piggy)  # each API's routes: ENDPOINTS and authorize
 
 
 def endpoints() -> list[Endpoint]:
@@ -54,8 +58,7 @@ def create_app(store: Store, behaviour: Behaviour | None = None) -> Any:
         """Unknown paths answer in the shape of the API their prefix belongs to."""
         if request.url.path.startswith("/_sandbox"):
             return JSONResponse({"detail": "Not Found"}, 404)
-        status, body, content_type, headers = errors.render(api_of(request.url.path), errors.NotFound())
-        return Response(body, status, headers, media_type=content_type)
+        return error_response(api_of(request.url.path), NotFound())
 
     wrapped = FaultMiddleware(app, behaviour, endpoints())
     wrapped.state = app.state  # type: ignore[attr-defined]

@@ -17,9 +17,7 @@ import socket
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
-from airflow_provider_prefinery.sandbox import seeds
-
-READY_PREFIX = "prefinery-sandbox ready"
+from airflow_provider_prefinery.sandbox import READY_PREFIX, seeds
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -6,17 +6,22 @@ No auth, but loopback callers only. Validation errors answer 422 (FastAPI), doma
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox import seeds
 from airflow_provider_prefinery.sandbox.faults import Behaviour
-from airflow_provider_prefinery.sandbox.state import PiggyRejection, Schedule, Store, due_in
+from airflow_provider_prefinery.sandbox.piggy.state import PiggyRejection
+from airflow_provider_prefinery.sandbox.prefinery.state.schedules import Schedule, Target, due_in
+from airflow_provider_prefinery.sandbox.spec import Api
+from airflow_provider_prefinery.sandbox.state import Store
 
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+T = TypeVar("T")
 
 
 def loopback_only(request: Request) -> None:
@@ -25,7 +30,14 @@ def loopback_only(request: Request) -> None:
 
 
 class SeedIn(BaseModel):
-    seed: Literal[seeds.SEEDS] = "demo"  # type: ignore[valid-type]  # the registered seeds, one list
+    seed: str = "demo"
+
+    @field_validator("seed")
+    @classmethod
+    def known_seed(cls, value: str) -> str:
+        if value not in seeds.SEEDS:
+            raise ValueError(f"unknown seed {value!r}; choose one of {', '.join(seeds.SEEDS)}")
+        return value
 
 
 class KeyIn(BaseModel):
@@ -41,7 +53,7 @@ class StatusIn(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    target: Literal["reward", "user", "new_reward"]
+    target: Target
     status: str
     beta_id: int = seeds.DEMO_BETA_ID
     id: int | None = None
@@ -60,7 +72,7 @@ class MemberIn(BaseModel):
 
 
 class BehaviourIn(BaseModel):
-    api: Literal["prefinery", "mailchimp", "piggy"]
+    api: Api
     target: str = "*"
     latency_ms: float | None = Field(default=None, ge=0)
     faults: dict[str, float] | None = None
@@ -87,8 +99,13 @@ def build_router(store: Store, behaviour: Behaviour) -> APIRouter:
     """The control routes over this process's store and behaviour."""
     r = APIRouter(prefix="/_sandbox", dependencies=[Depends(loopback_only)], tags=["sandbox control"])
 
-    def refuse(exc: Exception) -> HTTPException:
-        return HTTPException(400, str(exc.message if isinstance(exc, e.SandboxError) else exc))
+    def attempt(action: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a control action; a refusal (bad value, unknown id, a domain rule) answers 400."""
+        try:
+            return action(*args, **kwargs)
+        except (ValueError, e.SandboxError) as exc:
+            detail = exc.message if isinstance(exc, e.SandboxError) else str(exc)
+            raise HTTPException(400, detail) from exc
 
     @r.get("/health")
     async def health() -> dict[str, Any]:
@@ -117,12 +134,13 @@ def build_router(store: Store, behaviour: Behaviour) -> APIRouter:
 
     @r.put("/keys")
     async def put_key(body: KeyIn) -> dict[str, Any]:
-        try:
-            info = store.set_key(
-                body.key, permissions=body.permissions, api_access=body.api_access, account=body.account
-            )
-        except ValueError as exc:
-            raise refuse(exc) from exc
+        info = attempt(
+            store.keys.set,
+            body.key,
+            permissions=body.permissions,
+            api_access=body.api_access,
+            account=body.account,
+        )
         return {
             "account": info.account,
             "api_access": info.api_access,
@@ -131,36 +149,27 @@ def build_router(store: Store, behaviour: Behaviour) -> APIRouter:
 
     @r.post("/prefinery/rewards/{reward_id}/status")
     async def reward_status(reward_id: int, body: StatusIn) -> dict[str, Any]:
-        try:
-            return store.force_reward_status(body.beta_id, reward_id, body.status)
-        except (ValueError, e.SandboxError) as exc:
-            raise refuse(exc) from exc
+        return attempt(store.prefinery.rewards.force_status, body.beta_id, reward_id, body.status)
 
     @r.post("/prefinery/users/{user_id}/status")
     async def user_status(user_id: int, body: StatusIn) -> dict[str, Any]:
-        try:
-            return store.force_user_status(body.beta_id, user_id, body.status)
-        except (ValueError, e.SandboxError) as exc:
-            raise refuse(exc) from exc
+        return attempt(store.prefinery.users.force_status, body.beta_id, user_id, body.status)
 
     @r.post("/schedules")
     async def schedule(body: ScheduleIn) -> dict[str, Any]:
         due = None if body.after_seconds is None else due_in(body.after_seconds)
         sch = Schedule(
-            body.target,
-            body.status,
-            body.beta_id,
-            body.id,
-            body.email,
-            body.descriptor,
-            body.after_reads,
-            due,
+            target=body.target,
+            status=body.status,
+            beta_id=body.beta_id,
+            id=body.id,
+            email=body.email,
+            descriptor=body.descriptor,
+            after_reads=body.after_reads,
+            due_at=due,
         )
-        try:
-            store.add_schedule(sch)
-        except ValueError as exc:
-            raise refuse(exc) from exc
-        return {"scheduled": len(store.schedules)}
+        attempt(store.prefinery.schedules.add, sch)
+        return {"scheduled": len(store.prefinery.schedules)}
 
     @r.get("/schedules")
     async def schedules() -> list[dict[str, Any]]:
@@ -174,31 +183,28 @@ def build_router(store: Store, behaviour: Behaviour) -> APIRouter:
                 "after_reads": s.after_reads,
                 "done": s.done,
             }
-            for s in store.schedules
+            for s in store.prefinery.schedules
         ]
 
     @r.post("/mailchimp/members")
     async def member(body: MemberIn) -> dict[str, Any]:
-        try:
-            return store.mc_upsert_member(
-                body.list_id,
-                body.email,
-                status=body.status,
-                merge_fields=body.merge_fields,
-                last_changed=body.last_changed,
-            )
-        except (ValueError, e.SandboxError) as exc:
-            raise refuse(exc) from exc
+        return attempt(
+            store.mailchimp.upsert_member,
+            body.list_id,
+            body.email,
+            status=body.status,
+            merge_fields=body.merge_fields,
+            last_changed=body.last_changed,
+        )
 
     @r.post("/piggy/reject")
     async def reject(body: RejectIn) -> dict[str, Any]:
         if not (body.contact_uuid or body.email):
             raise HTTPException(400, "give contact_uuid or email")
         rejection = PiggyRejection(body.status, body.code, body.message)
-        try:
-            uuid = store.piggy_reject(contact_uuid=body.contact_uuid, email=body.email, rejection=rejection)
-        except e.SandboxError as exc:
-            raise refuse(exc) from exc
+        uuid = attempt(
+            store.piggy.reject, contact_uuid=body.contact_uuid, email=body.email, rejection=rejection
+        )
         return {"contact_uuid": uuid}
 
     @r.get("/behaviour")
@@ -208,10 +214,7 @@ def build_router(store: Store, behaviour: Behaviour) -> APIRouter:
     @r.post("/behaviour")
     async def set_behaviour(body: BehaviourIn) -> dict[str, Any]:
         fields = body.model_dump(include=body.model_fields_set - {"api", "target"})
-        try:
-            return behaviour.set_rule(body.api, body.target, **fields)
-        except ValueError as exc:
-            raise refuse(exc) from exc
+        return attempt(behaviour.set_rule, body.api, body.target, **fields)
 
     @r.delete("/behaviour")
     async def reset_behaviour() -> dict[str, Any]:

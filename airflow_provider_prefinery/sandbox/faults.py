@@ -21,7 +21,7 @@ from starlette.routing import compile_path
 
 from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox.spec import Endpoint
-from airflow_provider_prefinery.sandbox.wire import credential
+from airflow_provider_prefinery.sandbox.wire import credential, render
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -323,7 +323,7 @@ async def _swallow(message: Message) -> None:
 
 
 async def _answer(send: Send, api: str, err: e.SandboxError, entry: dict[str, Any]) -> None:
-    status, body, content_type, headers = e.render(api, err)
+    status, body, content_type, headers = render(api, err)
     entry["status"] = status
     raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]

@@ -147,7 +147,7 @@ _MEMBER_MIX = {
 
 @dataclass
 class SeedData:
-    """Rows per table, in the column names of ``state.SCHEMA``."""
+    """Rows per table (each field names one), in the column names of each API's ``state`` ``TABLES``."""
 
     projects: list[dict[str, Any]] = field(default_factory=list)
     users: list[dict[str, Any]] = field(default_factory=list)

@@ -1,7 +1,7 @@
 """What the sandbox knows about each emulated endpoint: its API, class, rate-limit group and permission.
 
-The three API modules declare their routes as lists of :class:`Endpoint`; ``app.py`` registers them and
-``faults.py`` reads the same rows to pick latency, limits and faults. One row per endpoint, in one place.
+Each API's ``routes`` module declares its table as a list of :class:`Endpoint`; ``app.py`` registers them
+and ``faults.py`` reads the same rows to pick latency, limits and faults. One row per endpoint, in one place.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 Api = Literal["prefinery", "mailchimp", "piggy"]
 Kind = Literal["list", "read", "write", "auth"]
-APIS: tuple[str, ...] = ("prefinery", "mailchimp", "piggy")
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -21,11 +20,11 @@ Handler = Callable[..., Awaitable[Any]]
 class Endpoint:
     """One emulated route. ``name`` is unique across APIs' tables; ``group`` shares a rate-limit bucket."""
 
-    api: str
+    api: Api
     name: str
     method: str
     path: str
-    kind: str
+    kind: Kind
     handler: Handler
     permission: str | None = None
     group: str | None = None

@@ -20,10 +20,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_prefinery.sandbox import READY_PREFIX
 from airflow_provider_prefinery.sandbox.client import SandboxControl
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID, DEMO_LIST_ID
-
-READY_PREFIX = "prefinery-sandbox ready"
 
 
 class SandboxStartError(RuntimeError):

@@ -1,4 +1,4 @@
-"""What every API module shares on the wire: credentials, JSON in and out, error rendering, route wrapping.
+"""What every API's routes share on the wire: credentials, JSON in and out, error rendering, route wrapping.
 
 Server side only (imports Starlette). Credentials are read from raw ASGI headers too, so the fault
 middleware can count limits per key without parsing anything twice. The key itself is never logged.
@@ -10,23 +10,35 @@ import base64
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from airflow_provider_prefinery.sandbox import errors as e
+from airflow_provider_prefinery.sandbox.mailchimp import errors as mailchimp_errors
+from airflow_provider_prefinery.sandbox.piggy import errors as piggy_errors
+from airflow_provider_prefinery.sandbox.prefinery import errors as prefinery_errors
 from airflow_provider_prefinery.sandbox.spec import Endpoint
 from airflow_provider_prefinery.sandbox.state import Store
+from airflow_provider_prefinery.sandbox.values import dumps
+
+S = TypeVar("S")
+
+RENDERERS: dict[str, Callable[[e.SandboxError], tuple[bytes, str]]] = {
+    "prefinery": prefinery_errors.render,
+    "mailchimp": mailchimp_errors.render,
+    "piggy": piggy_errors.render,
+}
 
 
 @dataclass
-class Call:
-    """One parsed request handed to a handler: the store, the caller's account and the path ids."""
+class Call(Generic[S]):
+    """One parsed request handed to a handler: its API's state, the caller's account and the path ids."""
 
     request: Request
-    store: Store
+    state: S
     account: str
     path: dict[str, Any]
 
@@ -43,16 +55,18 @@ class Call:
         return self.request.query_params
 
 
-def dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(dumps(body), status, headers, media_type="application/json")
 
 
+def render(api: str, err: e.SandboxError) -> tuple[int, bytes, str, dict[str, str]]:
+    """Return (status, body, content type, extra headers) for ``err`` in ``api``'s shape."""
+    body, content_type = RENDERERS.get(api, prefinery_errors.render)(err)
+    return err.status, body, content_type, err.headers
+
+
 def error_response(api: str, err: e.SandboxError) -> Response:
-    status, body, content_type, headers = e.render(api, err)
+    status, body, content_type, headers = render(api, err)
     return Response(body, status, headers, media_type=content_type)
 
 
@@ -94,19 +108,16 @@ Authorize = Callable[[Request, Store, Endpoint], str]
 
 
 def route(spec: Endpoint, store: Store, authorize: Authorize) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: authorize (giving the account), call, render any SandboxError in the API's shape."""
+    """Wrap a handler: authorize (giving the account), call it with its API's state, render any
+    SandboxError in the API's shape."""
+    state = store.services[spec.api]
 
     async def endpoint(request: Request) -> Response:
         try:
             account = authorize(request, store, spec)
-            return await spec.handler(Call(request, store, account, request.path_params))
+            return await spec.handler(Call(request, state, account, request.path_params))
         except e.SandboxError as err:
             return error_response(spec.api, err)
 
     endpoint.__name__ = spec.name
     return endpoint
-
-
-def page_number(call: Call) -> int:
-    value = call.query.get("page", "1")
-    return int(value) if value.isdigit() and int(value) > 0 else 1

@@ -176,6 +176,8 @@ def test_unknown_control_input_is_refused(sandbox):
         sandbox.control.set_faults("prefinery", {"teapot": 0.5})
     with pytest.raises(Exception, match="unknown permissions"):
         sandbox.control.set_key("k", permissions=["everything"])
+    with pytest.raises(Exception, match="unknown seed 'nope'; choose one of empty, demo"):
+        sandbox.control.reset("nope")
 
 
 def test_fifty_concurrent_clients_get_only_successes(sandbox):
