@@ -49,7 +49,7 @@ def test_run_batch_counts_every_outcome_and_keeps_results_in_input_order() -> No
 
     assert result.counts == {
         "total": 10, "succeeded": 7, "updated": 0, "skipped": 1, "already_done": 1,
-        "failed": 1, "outcome_unknown": 0,
+        "failed": 1, "outcome_unknown": 0, "not_sent": 0,
     }  # fmt: skip
     assert result.results == [{"n": n} if n != 3 else None for n in range(10)]
     assert result.failed == [
