@@ -140,7 +140,7 @@ class Checkpoint:
         try_number: int | None,
         label: str,
         logger: LineLogger,
-        interval: float = 5.0,
+        interval: float = 2.0,
         min_claim: int = 8,
         max_claim: int = 1000,
         clock: Callable[[], float] = time.monotonic,
@@ -153,6 +153,7 @@ class Checkpoint:
         self.marks = bytearray()
         self.notes: dict[int, tuple[Any, ...]] = {}
         self.claimed_until = 0
+        self._handed = -1  # the last index handed to a worker
         self.writes = 0
         self.completed = 0
         self._started_at = self._last_write = clock()
@@ -229,12 +230,21 @@ class Checkpoint:
 
         :raises CheckpointError: the claim could not be written; nothing past the last claim is sent.
         """
-        if not self.exclusive or index < self.claimed_until:
+        if not self.exclusive:
             return
+        self._handed = index
+        if index < self.claimed_until:
+            return
+        until = self._claim_end(index)
+        self._write(self._value(claims_live=True, until=until), claim_from=index)
+        self.claimed_until = until
+
+    def _claim_end(self, index: int) -> int:
+        """Where a claim from ``index`` ends: what the batch sends in ``interval`` seconds, within bounds."""
         elapsed = max(self.clock() - self._started_at, 1e-9)
         stretch = math.ceil(self.completed / elapsed * self.interval) if self.completed else 0
-        self.claimed_until = min(len(self.marks), index + min(max(self.min_claim, stretch), self.max_claim))
-        self._write(self._value(claims_live=True), claim_from=index)
+        end = index + min(max(self.min_claim, stretch), self.max_claim)
+        return max(self.claimed_until, min(len(self.marks), end))
 
     def started(self, index: int) -> None:
         self.marks[index] = ord(RUNNING)
@@ -253,10 +263,14 @@ class Checkpoint:
             self.notes[index] = (self.try_number, error, status, code, message)
 
     def tick(self) -> None:
-        """One more record finished: write the progress when ``interval`` seconds have passed."""
+        """One more record finished: every ``interval`` seconds write the progress, and move the claim on to
+        one interval past the records handed out (so a kill leaves about one interval of records unknown)."""
         self.completed += 1
-        if self.clock() - self._last_write >= self.interval:
-            self._write(self._value(claims_live=True))
+        if self.clock() - self._last_write < self.interval:
+            return
+        until = self._claim_end(self._handed + 1) if self.exclusive else 0
+        if self._write(self._value(claims_live=True, until=until)):
+            self.claimed_until = max(self.claimed_until, until)
 
     def close(self, *, complete: bool, ok: bool, extra: Mapping[str, Any] | None = None) -> None:
         """The last write of this try: exact marks (a record never started is not claimed any more).
@@ -276,13 +290,13 @@ class Checkpoint:
         self._write(value)
 
     # ---- writing ----
-    def _value(self, *, claims_live: bool) -> dict[str, Any]:
+    def _value(self, *, claims_live: bool, until: int | None = None) -> dict[str, Any]:
         marks = bytes(self.marks)  # one copy: workers keep writing their bytes meanwhile
         if self.exclusive:
             marks = marks.replace(RUNNING.encode(), CLAIMED.encode())
             if claims_live:
-                head = marks[: self.claimed_until].replace(TODO.encode(), CLAIMED.encode())
-                marks = head + marks[self.claimed_until :]
+                end = self.claimed_until if until is None else max(until, self.claimed_until)
+                marks = marks[:end].replace(TODO.encode(), CLAIMED.encode()) + marks[end:]
         else:
             marks = marks.replace(RUNNING.encode(), TODO.encode())
         notes = [[index, *note] for index, note in sorted(self.notes.items())]
@@ -296,7 +310,8 @@ class Checkpoint:
             "notes": notes,
         }
 
-    def _write(self, value: dict[str, Any], claim_from: int | None = None) -> None:
+    def _write(self, value: dict[str, Any], claim_from: int | None = None) -> bool:
+        """Store ``value``; True when written. A claim that fails raises, any other write logs and goes on."""
         with self._lock:
             try:
                 self.store.set(self.key, value)
@@ -304,9 +319,10 @@ class Checkpoint:
                 if claim_from is not None:
                     raise CheckpointError(self.label, self.key, claim_from, err) from err
                 self.logger.error("%s: could not write the checkpoint (%s); continuing", self.label, err)
-                return
+                return False
             self.writes += 1
             self._last_write = self.clock()
+            return True
 
 
 def describe_stored(stored: Any) -> str:
