@@ -244,12 +244,10 @@ class Engine:
         _stop(list(self.processes.values()))
         self.processes.clear()
         self.timings["stop"] = time.monotonic() - began
-        left = processes.processes_of(str(self.home))
-        self.strays = [processes.describe([p]) for p in left if p.pid != getattr(self._watchdog, "pid", None)]
+        left = self.leftovers()
+        self.strays = [processes.describe([p]) for p in left]
         processes.kill_all(left)
-        survivors = [
-            p for p in processes.processes_of(str(self.home)) if p.pid != getattr(self._watchdog, "pid", None)
-        ]
+        survivors = self.leftovers()
         if survivors:
             raise RuntimeError(f"processes of {self.home} survived SIGKILL:\n{processes.describe(survivors)}")
         if self._watchdog is not None:

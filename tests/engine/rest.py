@@ -178,8 +178,7 @@ class AirflowApi:
     def task_state(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> list[dict[str, Any]]:
         """What the task instance keeps in its ``task_state_store`` (Airflow 3.3; survives retries)."""
         path = f"dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/state-store"
-        answer = self.call("GET", path, params={"map_index": map_index})
-        return list(answer.get("entries", answer.get("items", [])) if isinstance(answer, dict) else answer)
+        return list(self._pages(path, "task_state_store", map_index=map_index))
 
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> list[str]:
         """A try's log, one line per structured entry (timestamp, level, event, error detail)."""

@@ -4,6 +4,7 @@ report shows the failing task's log, and the api-server restarts under a running
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,10 +115,10 @@ def test_the_process_of_a_task_is_found_and_a_sigkilled_try_is_retried(
 
     assert result.ti("hold")["try_number"] == 2
     assert [t["state"] for t in engine.api.tries(HELD, run_id, "hold")] == ["failed", "success"]
-    assert engine.api.xcom(HELD, run_id, "hold") == {
-        "pid": int((tmp_path / "pid.2").read_text()),
-        "try_number": 2,
-    }
+    retry = engine.api.xcom(HELD, run_id, "hold")
+    assert retry == {"pid": int((tmp_path / "pid.2").read_text()), "try_number": 2, "earlier_tries": [1]}
+    (state,) = engine.api.task_state(HELD, run_id, "hold")  # the killed try's entry survived it
+    assert (state["key"], state["value"]) == ("tries", [1, 2])
     assert not psutil.pid_exists(process.pid)
 
 
@@ -145,3 +146,18 @@ def test_the_api_server_restarts_and_the_deployment_runs_on(engine: Engine) -> N
     run_id = engine.trigger(ECHO)
     engine.wait_for_run(ECHO, run_id)
     assert seconds < 120, f"api-server restart took {seconds:.1f} s"
+
+
+def test_stopping_the_deployment_kills_a_task_still_running(
+    engine_dags: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A task runner has its own process group (not the scheduler's): the stop must still end it."""
+    with Engine(engine_dags("held_task.py")) as deployment:
+        deployment.api.set_paused(HELD, False)
+        run_id = deployment.trigger(HELD, conf={"workdir": str(tmp_path)})  # never released
+        task = deployment.task_process(HELD, run_id, "hold", timeout=120)
+        assert os.getpgid(task.pid) != os.getpgid(deployment.processes["scheduler"].pid)
+
+    assert not psutil.pid_exists(task.pid) or task.status() == psutil.STATUS_ZOMBIE
+    assert deployment.leftovers() == []
+    assert not deployment.home.exists()
