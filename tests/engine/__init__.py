@@ -15,8 +15,14 @@ Also: ``engine.trigger_cli`` (``airflow dags trigger``), ``engine.cli(...)``, ``
 and ``clear_run`` (retry by hand), ``engine.task_process`` (the OS process running a task instance, to
 kill it), ``engine.restart("api-server")``, ``engine.wait_idle`` (after unpausing a scheduled DAG).
 The fixtures in ``tests/engine/conftest.py``: ``examples_engine`` (``dags_examples/`` against the
-sandbox, one per module), ``engine_dags`` (a temp folder of test DAGs from ``dag_files/``). Every test
-under ``tests/engine`` is marked ``engine``: ``make test-engine`` runs them.
+sandbox, one deployment per module), ``engine_dags`` (a temp folder of test DAGs from ``dag_files/``),
+``sbx`` (the sandbox reset and scaled like the connections). For a module's own deployment use
+``tests.engine.fixtures.deployment`` (it keeps every log in ``artifacts/engine/`` when a test failed) and
+``sandbox_connections``. Every test under ``tests/engine`` is marked ``engine``: ``make test-engine``.
+
+Known Airflow 3.3.2 race: a deferrable task whose trigger fires before the scheduler has taken the
+deferring try's exit can be marked failed (apache/airflow#67287, #72716); tests that make a trigger fire
+at once wait for that exit first (see the wait-and-welcome test).
 """
 
 from tests.engine.deployment import Engine, EngineError, WaitTimeout

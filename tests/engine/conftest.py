@@ -3,7 +3,6 @@ test in this folder. The start-up and stop times of each deployment are printed 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,13 +11,12 @@ from typing import Any
 import pytest
 
 from tests.engine.deployment import EXAMPLES, Engine
+from tests.engine.fixtures import EXAMPLE_ENV, deployment, sandbox_connections
 from tests.engine.processes import describe
 from tests.scaling import SCALE
 from tests.services.fixtures import postgres_server, redis_server  # noqa: F401  (for engine tests)
 
 DAG_FILES = Path(__file__).with_name("dag_files")
-# The example DAGs read their poll intervals at parse time, in the dag-processor and in every task.
-EXAMPLE_ENV = {"PREFINERY_EXAMPLE_POKE_INTERVAL": "1", "PREFINERY_EXAMPLE_POLL_INTERVAL": "1"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,21 +26,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.engine)
 
 
-def sandbox_connections(server: Any, scale: float = SCALE) -> dict[str, str]:
-    """The sandbox's three default connections, the Prefinery one with its limits scaled like the server's
-    (the sandbox's ``sbx`` fixture below scales the server per test)."""
-    connections = dict(server.connections())
-    prefinery = json.loads(connections["AIRFLOW_CONN_PREFINERY_DEFAULT"])
-    prefinery["extra"] = {**prefinery.get("extra", {}), "rate_limit_scale": scale}
-    connections["AIRFLOW_CONN_PREFINERY_DEFAULT"] = json.dumps(prefinery)
-    return connections
-
-
 @pytest.fixture(scope="module")
-def examples_engine(prefinery_sandbox: Any) -> Iterator[Engine]:
+def examples_engine(prefinery_sandbox: Any, request: pytest.FixtureRequest) -> Iterator[Engine]:
     """``dags_examples/`` on a real deployment whose connections point at the session's sandbox."""
-    with Engine(EXAMPLES, connections=sandbox_connections(prefinery_sandbox), env=EXAMPLE_ENV) as engine:
-        yield engine
+    connections = sandbox_connections(prefinery_sandbox)
+    yield from deployment(request, EXAMPLES, connections=connections, env=EXAMPLE_ENV)
 
 
 @pytest.fixture

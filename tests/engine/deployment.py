@@ -92,6 +92,7 @@ class Engine:
         self.strays: list[str] = []  # processes the stop had to kill after the components' groups
         self._watchdog: subprocess.Popen[bytes] | None = None
         self.sessions: set[int] = set()  # one per component start: its leader's pid
+        self.keep_logs: Path | None = None  # set it to copy the logs there when the deployment stops
 
     def __repr__(self) -> str:
         return f"Engine({self.url}, home={self.home}, dags={self.dags_folder})"
@@ -232,14 +233,15 @@ class Engine:
                 raise WaitTimeout(f"not {what} after {timeout:.0f} s; the components' last lines:\n{logs}")
             time.sleep(interval)
 
-    def log(self, component: str, chars: int = 4000) -> str:
-        """The tail of a component's own log (stdout and stderr)."""
-        return log_tail(self.home / "logs" / f"{component}.log", chars)
+    def log(self, component: str, chars: int | None = 4000) -> str:
+        """The tail of a component's own log (stdout and stderr); all of it with ``chars=None``."""
+        path = self.home / "logs" / f"{component}.log"
+        return path.read_text(errors="replace") if chars is None else log_tail(path, chars)
 
     # --- stop and restart ------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop every component at once (SIGTERM, SIGKILL after the grace), kill any straggler carrying the
-        deployment's home, and delete the home. Safe to call twice."""
+        """Stop every component at once (SIGTERM, SIGKILL after the grace), kill any straggler of the
+        deployment, copy its logs to ``keep_logs`` if set, and delete the home. Safe to call twice."""
         began = time.monotonic()
         _stop(list(self.processes.values()))
         self.processes.clear()
@@ -253,6 +255,8 @@ class Engine:
         if self._watchdog is not None:
             stop_group(self._watchdog, grace=2.0)
             self._watchdog = None
+        if self.keep_logs is not None and (self.home / "logs").is_dir():
+            shutil.copytree(self.home / "logs", self.keep_logs, dirs_exist_ok=True)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def leftovers(self) -> list[psutil.Process]:

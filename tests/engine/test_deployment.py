@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from tests.engine.deployment import Engine
+from tests.engine.fixtures import deployment
 from tests.engine.runs import RunFailed
 
 PARALLEL = "engine_four_in_parallel"
@@ -22,12 +23,12 @@ FAILS = "engine_fails_at_once"
 
 
 @pytest.fixture(scope="module")
-def engine(engine_dags: Callable[..., Path]) -> Iterator[Engine]:
+def engine(engine_dags: Callable[..., Path], request: pytest.FixtureRequest) -> Iterator[Engine]:
     folder = engine_dags("four_in_parallel.py", "held_task.py", "echo_run.py", "fails_at_once.py")
-    with Engine(folder, parallelism=4) as deployment:
+    for running in deployment(request, folder, parallelism=4):
         for dag_id in (PARALLEL, HELD, ECHO, FAILS):
-            deployment.api.set_paused(dag_id, False)
-        yield deployment
+            running.api.set_paused(dag_id, False)
+        yield running
 
 
 def test_four_tasks_run_at_once_in_four_processes(engine: Engine, tmp_path: Path) -> None:
