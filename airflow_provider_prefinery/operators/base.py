@@ -175,7 +175,7 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
         return self.run_record(self.normalise(raw))
 
     @property
-    def label(self) -> str:
+    def batch_label(self) -> str:
         """Names the batch in log lines and errors."""
         return self.action or type(self).__name__
 
@@ -191,7 +191,7 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
         elif self.if_empty == "fail":
             raise PrefineryInputError("records", "is an empty list and if_empty='fail'")
         else:
-            self.log.info("%s: no records: nothing to do", self.label)
+            self.log.info("%s: no records: nothing to do", self.batch_label)
         result = run_batch(
             records,
             self._apply,
@@ -200,7 +200,7 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
             max_concurrency=self.max_concurrency,
             fail_on_error=self.fail_on_error,
             return_records=self.return_records,
-            label=self.label,
+            label=self.batch_label,
             logger=self.log,
             progress_interval=self.progress_interval,
             request_count=self.request_count,
@@ -223,24 +223,24 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
                 self.log.info(
                     "%s: no task_state_store (Airflow < 3.3, or a context without one): no checkpoint; a "
                     "retry sends every record again (safe: the action is idempotent)",
-                    self.label,
+                    self.batch_label,
                 )
             else:
                 self.log.warning(
                     "%s: no task_state_store (Airflow < 3.3, or a context without one): no checkpoint, so a "
                     "retry could send applied records again; if this batch fails after applying writes it "
                     "fails without an Airflow retry",
-                    self.label,
+                    self.batch_label,
                 )
             return None
         ti = context.get("ti")
         return Checkpoint(
             store,
             key=CHECKPOINT_KEY,
-            digest=batch_digest(self.label, type(self).__name__, self.record, records),
+            digest=batch_digest(self.batch_label, type(self).__name__, self.record, records),
             exclusive=not self.idempotent,
             try_number=getattr(ti, "try_number", None),
-            label=self.label,
+            label=self.batch_label,
             logger=self.log,
             interval=self.checkpoint_interval,
             min_claim=2 * self.max_concurrency,

@@ -276,3 +276,15 @@ def test_a_failed_batch_pushes_its_report_before_failing() -> None:
 
     assert pushed["return_value"]["counts"]["failed"] == 1
     assert pushed["return_value"]["failed"][0]["code"] == 1
+
+
+def test_an_operator_in_a_task_group_keeps_airflows_display_label() -> None:
+    import datetime
+
+    from airflow.sdk import DAG, TaskGroup
+
+    with DAG("labels", schedule=None, start_date=datetime.datetime(2024, 1, 1)), TaskGroup("rewards"):
+        op = _Echo(task_id="award", email="a@example.com")
+
+    assert op.task_id == "rewards.award" and op.label == "award"  # what the graph view shows
+    assert op.batch_label == "echo"
