@@ -109,8 +109,8 @@ def check_run_data(value: Any) -> dict[str, Any] | None:
                 "data", f"has a key that is not a non-empty string: {key!r}", service=SERVICE
             )
     try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError) as exc:
+        size = len(json.dumps(value, allow_nan=False))  # NaN/Infinity: requests would refuse the body
+    except (TypeError, ValueError, RecursionError) as exc:
         raise PrefineryInputError("data", f"is not JSON-serialisable ({exc})", service=SERVICE) from None
     if size > v.MAX_BODY_BYTES:
         raise PrefineryInputError(
