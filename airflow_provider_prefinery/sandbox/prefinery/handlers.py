@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox.prefinery import errors as pe
 from airflow_provider_prefinery.sandbox.prefinery.state import PrefineryState
 from airflow_provider_prefinery.sandbox.prefinery.state.pages import Page
@@ -35,7 +36,7 @@ def _page_number(call: P) -> int:
     if not (value.isascii() and value.isdigit()):
         return 1
     if len(value) > len(str(MAX_PAGE)) or int(value) > MAX_PAGE:
-        raise pe.PrefineryValidation(f"page must be at most {MAX_PAGE:,}, got {value[:30]!r}")
+        raise e.BadRequest(f"page must be at most {MAX_PAGE:,}, got {value[:30]!r}")
     return max(1, int(value))
 
 
