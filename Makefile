@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv demo test test-all lint soak bench pin
+.PHONY: venv demo test test-engine test-all lint soak bench pin
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -19,10 +19,15 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_prefinery.demo
 
-# Lint, then every test (the short soak included; the browser test runs when Chromium is present).
+# Lint, then every test (the short soak included; the browser test runs when Chromium is present) but the
+# real-deployment suite, which has its own target below (.ci/run runs both).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not engine"
+
+# The example DAGs on a real Airflow deployment (api-server, scheduler, dag-processor, triggerer): ~6 min.
+test-engine: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m engine tests/engine
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
