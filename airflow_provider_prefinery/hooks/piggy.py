@@ -216,7 +216,7 @@ class PiggyHook(ApiHook):
         raise PrefineryInputError("password", problem, service=SERVICE)
 
     @cached_property
-    def secret(self) -> str:  # type: ignore[override]
+    def secret(self) -> str:
         """The credential to redact and fingerprint: the token, or the OAuth client's secret."""
         client = self.oauth_client
         if client is None:
@@ -248,7 +248,7 @@ class PiggyHook(ApiHook):
         self.client.secrets = (*self.client.secrets, token)
 
     @property
-    def client(self) -> RestClient:  # type: ignore[override]
+    def client(self) -> RestClient:
         """The REST client, built once per hook even when several threads ask at once (so they share
         one OAuth token cache and one connection pool)."""
         with self._build_lock:

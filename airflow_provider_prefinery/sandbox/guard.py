@@ -108,7 +108,8 @@ class GuardMiddleware:
 
     async def _read_capped(self, receive: Receive) -> bytes | None:
         """Read a chunked body (no ``Content-Length`` to check first) up to the cap; None beyond it."""
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
