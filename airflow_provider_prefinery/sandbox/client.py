@@ -19,10 +19,13 @@ class SandboxControlError(RuntimeError):
 class SandboxControl:
     """Drive a running sandbox: reset, inspect, simulate activity, and set latency, limits and faults."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, verify: bool | str = True) -> None:
+        """:param verify: for an HTTPS sandbox, the PEM file of the CA that signed its certificate."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.trust_env = False  # loopback: no proxy, and no REQUESTS_CA_BUNDLE over ``verify``
+        self.session.verify = verify
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(
