@@ -27,9 +27,9 @@ class SandboxControl:
         self.session.trust_env = False  # loopback: no proxy, and no REQUESTS_CA_BUNDLE over ``verify``
         self.session.verify = verify
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
         response = self.session.request(
-            method, f"{self.base_url}/_sandbox/{path}", timeout=self.timeout, **kwargs
+            method, f"{self.base_url}/_sandbox/{path}", timeout=timeout or self.timeout, **kwargs
         )
         if response.status_code >= 400:
             raise SandboxControlError(f"{method} /_sandbox/{path}: {response.status_code} {response.text}")
@@ -41,11 +41,15 @@ class SandboxControl:
 
     def reset(self, seed: str = "demo") -> None:
         """Data to ``seed``; behaviour (latency, limits, faults, scale) to defaults; request log emptied."""
-        self._call("POST", "reset", json={"seed": seed})
+        self._call("POST", "reset", json={"seed": seed}, timeout=self._load_timeout(seed))
 
     def seed(self, seed: str = "demo") -> None:
         """Reload data only (behaviour and the request log stay)."""
-        self._call("POST", "seed", json={"seed": seed})
+        self._call("POST", "seed", json={"seed": seed}, timeout=self._load_timeout(seed))
+
+    def _load_timeout(self, seed: str) -> float:
+        """Loading the 100,000-user seed takes seconds, and many more on a loaded machine."""
+        return max(self.timeout, 120.0) if seed == "bulk" else self.timeout
 
     def state(self, resource: str, **filters: Any) -> list[dict[str, Any]]:
         """Rows of ``resource`` (users, rewards, suppressions, points, friend_invitations, reward_triggers,
