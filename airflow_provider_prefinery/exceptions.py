@@ -40,6 +40,8 @@ class PrefineryError(AirflowException):
         # True when an earlier attempt of this same request may have been applied (set by the REST core),
         # so a "duplicate" answer can mean "our own first attempt worked".
         self.replayed = False
+        # The server's clock minus ours (seconds), from the answer's Date header; None without an answer.
+        self.clock_offset: float | None = None
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}" if self.method else ""

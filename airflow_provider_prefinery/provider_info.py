@@ -12,6 +12,22 @@ from airflow_provider_prefinery import __version__
 
 PACKAGE = "airflow_provider_prefinery"
 
+# The form fields every connection type shares: how to reach the API from a corporate network.
+TRANSPORT_FIELDS: dict[str, Any] = {
+    "proxy": {
+        "label": "Proxy URL",
+        "description": "Optional http(s) proxy for every request, e.g. http://user:password@proxy:3128 "
+        "(the environment's HTTPS_PROXY is never used).",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "ca_bundle": {
+        "label": "CA Bundle Path",
+        "description": "Optional path of a PEM file of the CA certificates to trust (a private CA or a "
+        "TLS-inspecting proxy) instead of the public ones (REQUESTS_CA_BUNDLE is never used).",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+
 PREFINERY_CONNECTION: dict[str, Any] = {
     "connection-type": "prefinery",
     "hook-name": "Prefinery",
@@ -32,6 +48,7 @@ PREFINERY_CONNECTION: dict[str, Any] = {
             "operators may pass beta_id instead.",
             "schema": {"type": ["integer", "null"], "minimum": 1},
         },
+        **TRANSPORT_FIELDS,
     },
 }
 
@@ -53,6 +70,7 @@ MAILCHIMP_CONNECTION: dict[str, Any] = {
             "description": "Default audience (list) id; operators may pass list_id instead.",
             "schema": {"type": ["string", "null"]},
         },
+        **TRANSPORT_FIELDS,
     },
 }
 
@@ -79,6 +97,7 @@ PIGGY_CONNECTION: dict[str, Any] = {
             "description": "Optional: the OAuth client's secret.",
             "schema": {"type": ["string", "null"], "format": "password"},
         },
+        **TRANSPORT_FIELDS,
     },
 }
 

@@ -31,6 +31,10 @@ def json_value(name: str, value: Any) -> Any:
         return None
     try:
         return json.loads(text)
+    except RecursionError:  # "[[[[..." nested deeper than the parser's stack: not a record list either
+        raise PrefineryInputError(
+            name, f"rendered to text nested too deeply to read: {text[:60]!r}"
+        ) from None
     except ValueError:
         pass
     try:

@@ -8,6 +8,7 @@ the operators call them on every record before the first request, so both enforc
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -26,6 +27,12 @@ PROFILE_FIELDS = (
 )  # fmt: skip
 MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT = 5000
+# Integer bounds. [assumed] Prefinery publishes none: ids are taken to be 64-bit and a points quantity a
+# 32-bit integer (what Rails' default id and integer columns hold); larger values are refused here.
+MAX_ID = 2**63 - 1
+MAX_QUANTITY = 2**31 - 1
+MAX_INT = MAX_ID  # any other positive integer (a project id, a count)
+_DIGITS = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() accepts '²' and '٣'
 
 # Practical address syntax: ASCII local part and domain with a dot-separated TLD. Stricter than RFC 5322
 # on purpose: Prefinery refuses what it cannot mail (2301), and we say so before the request.
@@ -35,7 +42,15 @@ _EMAIL = re.compile(
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        # repr() of a huge int is slow, and refused beyond 4,300 digits
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57]) + f"... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -62,6 +77,7 @@ def one_of(field: str, value: Any, allowed: Iterable[str]) -> str:
 
 
 def text(field: str, value: Any, *, required: bool = True, max_len: int = MAX_TEXT) -> str:
+    """A string, non-blank when ``required``, at most ``max_len`` characters."""
     if not isinstance(value, str):
         raise PrefineryInputError(field, f"must be a string, got {type(value).__name__}")
     if required and not value.strip():
@@ -71,22 +87,32 @@ def text(field: str, value: Any, *, required: bool = True, max_len: int = MAX_TE
     return value
 
 
-def positive_int(field: str, value: Any) -> int:
-    """Accept a positive integer (or a string of digits, as templates render them)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+def positive_int(field: str, value: Any, *, maximum: int = MAX_INT) -> int:
+    """Accept a positive integer up to ``maximum``, or its ASCII digits as a template renders them
+    (exactly: no sign, no spaces, no other digit scripts)."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PrefineryInputError(field, f"must be a positive integer, got {_show(value)}")
     if value <= 0:
         raise PrefineryInputError(field, f"must be a positive integer, got {value}")
+    if value > maximum:
+        raise PrefineryInputError(field, f"must be at most {maximum:,}, got {_show(value)}")
     return value
 
 
-def record_id(field: str, value: Any) -> int | str:
-    """An object id: a positive integer, or a non-empty string of digits/word characters."""
-    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_-]+", value.strip() or "-"):
-        return int(value) if value.isdigit() else value
-    return positive_int(field, value)
+def record_id(field: str, value: Any) -> int:
+    """An object id, as it goes into the URL path: a positive integer (or exactly its ASCII digits).
+
+    ``""``, ``"   "``, ``" 12"``, ``"12\n"`` and ``"-"`` are refused: a blank id would make
+    ``DELETE testers/.json``, and a padded one another path than the id it shows.
+    """
+    return positive_int(field, value, maximum=MAX_ID)
+
+
+def optional_text(field: str, value: Any, *, max_len: int = 255) -> str | None:
+    """A list filter: None, or a non-blank string (not a mapping or a number that would reach the wire)."""
+    return None if value is None else text(field, value, max_len=max_len)
 
 
 def bool_from_text(value: Any) -> Any:
@@ -113,6 +139,8 @@ def profile(field: str, value: Any) -> dict[str, Any]:
             raise PrefineryInputError(
                 f"{field}.{key}", f"must be a string, number or null, got {type(item).__name__}"
             )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise PrefineryInputError(f"{field}.{key}", f"must be a finite number, got {item!r}")
     _size(field, value)
     return dict(value)
 
@@ -131,7 +159,15 @@ def responses(field: str, value: Any) -> list[dict[str, Any]]:
 
 
 def _size(field: str, value: Any) -> None:
-    size = len(json.dumps(value, default=str))
+    """Refuse a value too large for a request body, or one JSON cannot carry (NaN, Infinity)."""
+    try:
+        size = len(json.dumps(value, default=str, allow_nan=False))
+    except ValueError as exc:  # NaN/Infinity: requests would refuse to send the body
+        raise PrefineryInputError(
+            field, f"is not valid JSON: {exc} (NaN and Infinity have no JSON form)"
+        ) from None
+    except RecursionError:
+        raise PrefineryInputError(field, "is nested too deeply to send as JSON") from None
     if size > MAX_BODY_BYTES:
         raise PrefineryInputError(field, f"is too large ({size:,} bytes as JSON; at most {MAX_BODY_BYTES:,})")
 
@@ -245,7 +281,10 @@ def check_create_friend_invitation(
 
 
 def check_create_points(email: Any = None, quantity: Any = None, *, reason: Any = None) -> dict[str, Any]:
-    body = {"email": _email("email", email), "quantity": positive_int("quantity", quantity)}
+    body = {
+        "email": _email("email", email),
+        "quantity": positive_int("quantity", quantity, maximum=MAX_QUANTITY),
+    }
     if reason is not None:
         body["reason"] = text("reason", reason, max_len=255)
     return body

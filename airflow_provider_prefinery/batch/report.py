@@ -11,6 +11,7 @@ from airflow_provider_prefinery.batch.errors import (
     BatchValidationError,
 )
 from airflow_provider_prefinery.exceptions import PrefineryError
+from airflow_provider_prefinery.masking import masked
 
 OutcomeStatus = Literal["succeeded", "updated", "skipped", "already_done"]
 # Every key of BatchResult.counts, always present (zeros included) so downstream code can index freely.
@@ -55,7 +56,7 @@ def describe_error(index: int, record: Any, error: BaseException) -> dict[str, A
             "outcome_unknown": False,
         }
     entry["record"] = record
-    return entry
+    return masked(entry)  # a secret templated into the record must not reach the XCom
 
 
 @dataclass

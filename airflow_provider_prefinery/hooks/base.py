@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
@@ -46,6 +47,53 @@ def base_url(host: str | None, port: int | None, default: str, *, service: str) 
     if port and not parts.port:
         netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def proxy_url(value: Any, *, service: str) -> tuple[str, tuple[str, ...]]:
+    """Check the ``proxy`` extra: an http(s) URL, optionally with ``user:password@``.
+
+    :return: the URL, and the secrets it holds (the password as typed and percent-decoded).
+    :raises PrefineryInputError: not such a URL (the error shows it with the password masked).
+    """
+    allowed = "e.g. http://proxy.example.com:3128 or http://user:password@proxy.example.com:3128"
+    if not isinstance(value, str):
+        raise PrefineryInputError(
+            "proxy", f"must be a URL string, got {type(value).__name__}", service=service
+        )
+    parts = urlsplit(value.strip())
+    shown = masked_url(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise PrefineryInputError("proxy", f"has a malformed port: {shown!r}", service=service) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+        raise PrefineryInputError(
+            "proxy", f"is not an http(s) proxy URL: {shown!r}", allowed=allowed, service=service
+        )
+    secrets = tuple({parts.password, unquote(parts.password)}) if parts.password else ()
+    return value.strip(), secrets
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***``: safe to show, even malformed."""
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, slashes, userinfo = head.rpartition("//")
+    return f"{scheme}{slashes}{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def ca_bundle_path(value: Any, *, service: str) -> str:
+    """Check the ``ca_bundle`` extra: the path of a readable PEM file of CA certificates.
+
+    :raises PrefineryInputError: not a string, or no such file.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise PrefineryInputError("ca_bundle", f"must be a file path, got {value!r}", service=service)
+    path = os.path.expanduser(value.strip())
+    if not os.path.isfile(path):
+        raise PrefineryInputError("ca_bundle", f"no such file: {path!r}", service=service)
+    return path
 
 
 class ApiHook(BaseHook):
@@ -114,6 +162,13 @@ class ApiHook(BaseHook):
                 "password", f"connection {self.conn_id!r} has no API key", service=self.service
             )
         mask_secret(key)
+        if not key.isprintable() or key != key.strip() or " " in key:
+            raise PrefineryInputError(
+                "password",
+                f"the API key of connection {self.conn_id!r} contains a space, a line break or a control "
+                "character (pasted with one?): it cannot go into an HTTP header",
+                service=self.service,
+            )
         return key
 
     def _policy(self) -> tuple[RetryPolicy, Timeouts]:
@@ -129,19 +184,40 @@ class ApiHook(BaseHook):
         )
         return retry, timeouts
 
+    def api_origin(self) -> str:
+        """The API origin requests go to: the connection's host, else :attr:`default_host`."""
+        return base_url(self.connection.host, self.connection.port, self.default_host, service=self.service)
+
+    @cached_property
+    def transport(self) -> dict[str, Any]:
+        """The client options the ``proxy`` and ``ca_bundle`` extras set: ``proxy``, ``verify`` and the
+        proxy's secrets. By default no proxy and the public CAs ``requests`` ships (certifi); never the
+        environment's ``HTTPS_PROXY`` or ``REQUESTS_CA_BUNDLE``. The proxy's password is masked in task
+        logs, like the key."""
+        options: dict[str, Any] = {"proxy": None, "verify": True, "secrets": ()}
+        if self.extra.get("proxy") is not None:
+            options["proxy"], options["secrets"] = proxy_url(self.extra["proxy"], service=self.service)
+            for secret in options["secrets"]:
+                mask_secret(secret)
+        if self.extra.get("ca_bundle") is not None:
+            options["verify"] = ca_bundle_path(self.extra["ca_bundle"], service=self.service)
+        return options
+
     def build_client(self, **overrides: Any) -> RestClient:
         """Build the REST client for this connection; subclasses supply auth and the error parser."""
         retry, timeouts = self._policy()
-        origin = base_url(self.connection.host, self.connection.port, self.default_host, service=self.service)
+        transport = self.transport
         options: dict[str, Any] = {
             "service": self.service,
-            "base_url": origin + self.api_prefix,
+            "base_url": self.api_origin() + self.api_prefix,
             "auth": None,
-            "secrets": (self.secret,),
+            "secrets": (self.secret, *transport["secrets"]),
             "conn_id": self.conn_id,
             "retry": retry,
             "timeouts": timeouts,
             "logger": self.log,
+            "proxy": transport["proxy"],
+            "verify": transport["verify"],
         }
         options.update(overrides)
         return RestClient(**options)
@@ -172,7 +248,10 @@ class ApiHook(BaseHook):
         :return: one line for the user.
         """
         if isinstance(err, PrefineryConnectionError):
-            origin = base_url(self.connection.host, self.connection.port, self.default_host, service="")
+            try:
+                origin = self.api_origin()
+            except PrefineryInputError:
+                return f"Cannot reach {self.service}: {err.message}. Check the API Base URL."
             parts = urlsplit(origin)
             host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
             where = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")

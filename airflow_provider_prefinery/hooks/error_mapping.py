@@ -48,6 +48,7 @@ STATUS_ERRORS: dict[int, type[PrefineryError]] = {
     402: PrefineryAuthError,
     403: PrefineryPermissionError,
     404: PrefineryNotFoundError,
+    407: PrefineryAuthError,  # a proxy's: the credentials in the connection's ``proxy`` extra
     409: PrefineryValidationError,
     422: PrefineryValidationError,
     400: PrefineryValidationError,

@@ -8,6 +8,7 @@ tasks in one worker share the 10 slots.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -28,6 +29,8 @@ API_PREFIX = "/3.0/"
 PAGE_SIZE = 500  # Mailchimp's documented safe page size (max 1000)
 MAX_IN_FLIGHT = 10  # simultaneous connections Mailchimp allows per API key
 MEMBER_STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional", "archived")
+# Mailchimp's ids (audiences are 10 hex characters) are short ASCII words: nothing that could change a path.
+_MAILCHIMP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _SLOTS: dict[str, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
@@ -46,6 +49,16 @@ def data_center(api_key: str) -> str | None:
     """The data center a key belongs to (``...-us6`` -> ``us6``), or None when the key has no suffix."""
     _, sep, dc = api_key.rpartition("-")
     return dc if sep and dc.isalnum() else None
+
+
+def mailchimp_id(field: str, value: Any) -> str:
+    """Return a Mailchimp id (letters, digits, ``_`` and ``-``, at most 64) or raise naming the field."""
+    if not isinstance(value, str) or not _MAILCHIMP_ID.fullmatch(value):
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise PrefineryInputError(
+            field, f"is not a Mailchimp id (letters, digits, '_' and '-'): {shown}", service=SERVICE
+        )
+    return value
 
 
 @json_error_parser
@@ -67,13 +80,37 @@ def parse_mailchimp_error(body: Mapping[str, Any], response: requests.Response) 
     return ApiErrorInfo(code=title, message=message, details=body)
 
 
-def iso(value: datetime | str) -> str:
-    """Render a window bound as ISO 8601 with an offset, as Mailchimp expects."""
+def iso(value: datetime | str, field: str = "since/before") -> str:
+    """Render a window bound as ISO 8601 with an offset, as Mailchimp expects (text is checked, kept)."""
     if isinstance(value, str):
-        return value
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise PrefineryInputError(
+                field, f"is not an ISO 8601 timestamp: {value[:60]!r}", service=SERVICE
+            ) from None
+        if parsed.tzinfo is None:
+            raise PrefineryInputError(field, f"has no UTC offset: {value[:60]!r}", service=SERVICE)
+        return value.strip()
+    if not isinstance(value, datetime):
+        raise PrefineryInputError(
+            field, f"must be a datetime or an ISO 8601 string, got {type(value).__name__}", service=SERVICE
+        )
     if value.tzinfo is None:
-        raise PrefineryInputError("since/before", "must be timezone-aware datetimes", service=SERVICE)
+        raise PrefineryInputError(field, "must be timezone-aware datetimes", service=SERVICE)
     return value.isoformat()
+
+
+def member_fields(value: Any) -> list[str]:
+    """The ``fields`` argument: a list of member field names (a bare string would be split into letters)."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise PrefineryInputError(
+            "fields", f"must be a list of member field names, got {type(value).__name__}", service=SERVICE
+        )
+    for name in value:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.]{1,100}", name):
+            raise PrefineryInputError("fields", f"has an invalid field name: {name!r:.60}", service=SERVICE)
+    return list(value)
 
 
 class MailchimpHook(ApiHook):
@@ -103,20 +140,23 @@ class MailchimpHook(ApiHook):
         self.page_size = int(page_size)
 
     # ------------------------------------------------------------------ connection and plumbing
+    def api_origin(self) -> str:
+        """The connection's host, else the key's data center: ``...-us6`` -> ``https://us6.api.mailchimp.com``."""
+        if (self.connection.host or "").strip():
+            return super().api_origin()
+        dc = data_center(self.secret)
+        if dc is None:
+            raise PrefineryInputError(
+                "password",
+                f"the API key of connection {self.conn_id!r} has no data center suffix "
+                "(such as -us6) and no host is set",
+                service=SERVICE,
+            )
+        return f"https://{dc}.api.mailchimp.com"
+
     @cached_property
-    def client(self) -> RestClient:  # type: ignore[override]
+    def client(self) -> RestClient:
         """The REST client: Basic auth with the key as password, origin from the host or the key's dc."""
-        host = (self.connection.host or "").strip()
-        if not host:
-            dc = data_center(self.secret)
-            if dc is None:
-                raise PrefineryInputError(
-                    "password",
-                    f"the API key of connection {self.conn_id!r} has no data center suffix "
-                    "(such as -us6) and no host is set",
-                    service=SERVICE,
-                )
-            self.default_host = f"https://{dc}.api.mailchimp.com"
         return self.build_client(
             auth=HTTPBasicAuth("airflow", self.secret),
             error_parser=parse_mailchimp_error,
@@ -135,14 +175,14 @@ class MailchimpHook(ApiHook):
 
     def resolve_list_id(self, list_id: str | None = None) -> str:
         """The audience id from the argument, else the connection's ``list_id`` extra."""
-        chosen = list_id or self.extra.get("list_id")
-        if not chosen or not isinstance(chosen, str):
+        chosen = list_id if list_id is not None else self.extra.get("list_id")
+        if chosen is None:
             raise PrefineryInputError(
                 "list_id",
                 f"no audience id: pass list_id= or set 'Audience ID' on connection {self.conn_id!r}",
                 service=SERVICE,
             )
-        return chosen
+        return mailchimp_id("list_id", chosen)
 
     # ------------------------------------------------------------------ paging
     def _offset_pages(
@@ -200,9 +240,10 @@ class MailchimpHook(ApiHook):
             params["before_last_changed"] = iso(before_last_changed)
         if status is not None:
             params["status"] = status
-        if fields:
-            params["fields"] = ",".join(["total_items", *(f"members.{name}" for name in fields)])
-        path = f"lists/{quote_id(self.resolve_list_id(list_id))}/members"
+        if fields is not None:
+            names = member_fields(fields)
+            params["fields"] = ",".join(["total_items", *(f"members.{name}" for name in names)])
+        path = f"lists/{quote_id(self.resolve_list_id(list_id), 'list_id')}/members"
         for page in self._offset_pages(path, "members", params):
             yield from page
 
@@ -223,7 +264,7 @@ class MailchimpHook(ApiHook):
             quick = self.quick_copy()
             list_id = self.extra.get("list_id")
             if list_id:
-                path = f"lists/{quote_id(list_id)}/members"
+                path = f"lists/{quote_id(mailchimp_id('list_id', list_id), 'list_id')}/members"
                 data = quick.get(path, {"count": 1, "fields": "total_items"}).data or {}
                 total = int(data.get("total_items", 0))
                 return True, f"Connected to Mailchimp audience {list_id} ({total:,} members)"

@@ -109,8 +109,8 @@ def check_run_data(value: Any) -> dict[str, Any] | None:
                 "data", f"has a key that is not a non-empty string: {key!r}", service=SERVICE
             )
     try:
-        size = len(json.dumps(value))
-    except (TypeError, ValueError) as exc:
+        size = len(json.dumps(value, allow_nan=False))  # NaN/Infinity: requests would refuse the body
+    except (TypeError, ValueError, RecursionError) as exc:
         raise PrefineryInputError("data", f"is not JSON-serialisable ({exc})", service=SERVICE) from None
     if size > v.MAX_BODY_BYTES:
         raise PrefineryInputError(
@@ -216,7 +216,7 @@ class PiggyHook(ApiHook):
         raise PrefineryInputError("password", problem, service=SERVICE)
 
     @cached_property
-    def secret(self) -> str:  # type: ignore[override]
+    def secret(self) -> str:
         """The credential to redact and fingerprint: the token, or the OAuth client's secret."""
         client = self.oauth_client
         if client is None:
@@ -248,7 +248,7 @@ class PiggyHook(ApiHook):
         self.client.secrets = (*self.client.secrets, token)
 
     @property
-    def client(self) -> RestClient:  # type: ignore[override]
+    def client(self) -> RestClient:
         """The REST client, built once per hook even when several threads ask at once (so they share
         one OAuth token cache and one connection pool)."""
         with self._build_lock:

@@ -109,10 +109,10 @@ class PrefineryHook(PrefineryBaseHook):
         wanted = v.statuses("status", status, v.USER_STATUSES)
         params = {
             "email_is": email,
-            "email_contains": email_contains,
-            "name": name,
-            "referral_code": referral_code,
-            "custom_vars": custom_vars,
+            "email_contains": v.optional_text("email_contains", email_contains),
+            "name": v.optional_text("name", name),
+            "referral_code": v.optional_text("referral_code", referral_code),
+            "custom_vars": v.optional_text("custom_vars", custom_vars, max_len=v.MAX_TEXT),
         }
         users = self.paginate("list_users", beta_id=self.resolve_beta_id(beta_id), params=params)
         if wanted is None:
@@ -121,6 +121,7 @@ class PrefineryHook(PrefineryBaseHook):
 
     def find_user(self, email: str, *, beta_id: int | str | None = None) -> dict[str, Any] | None:
         """Return the user with this e-mail (case-insensitive), or None: one LIST call."""
+        v.email("email", email)  # required here: without it the LIST would be of every user
         return _with_email(self.list_users(email=email, beta_id=beta_id), email)
 
     def get_user(self, user_id: int | str, *, beta_id: int | str | None = None) -> dict[str, Any]:
@@ -156,7 +157,9 @@ class PrefineryHook(PrefineryBaseHook):
             invitation_code=invitation_code, responses=responses,
         )  # fmt: skip
         bid = self.resolve_beta_id(beta_id)
-        return self._create_once("create_user", bid, body, lambda: self.find_user(body["email"], beta_id=bid))
+        return self._create_once(
+            "create_user", bid, body, lambda: self.find_user(body["email"], beta_id=bid), "created_at"
+        )
 
     def update_user(
         self,
@@ -174,7 +177,8 @@ class PrefineryHook(PrefineryBaseHook):
             user_id, email=email, status=status, profile=profile,
             invitation_code=invitation_code, responses=responses,
         )  # fmt: skip
-        return self.call("update_user", beta_id=self.resolve_beta_id(beta_id), record=user_id, body=body)
+        rid = v.record_id("user_id", user_id)
+        return self.call("update_user", beta_id=self.resolve_beta_id(beta_id), record=rid, body=body)
 
     def delete_user(self, user_id: int | str, *, beta_id: int | str | None = None) -> Any:
         """Delete a user.
@@ -239,9 +243,8 @@ class PrefineryHook(PrefineryBaseHook):
     ) -> dict[str, Any]:
         """Mark an ``earned`` reward ``delivered`` or ``revoked`` (only earned rewards may change)."""
         body = v.check_update_reward_status(reward_id, status)
-        return self.call(
-            "update_reward_status", beta_id=self.resolve_beta_id(beta_id), record=reward_id, body=body
-        )
+        rid = v.record_id("reward_id", reward_id)
+        return self.call("update_reward_status", beta_id=self.resolve_beta_id(beta_id), record=rid, body=body)
 
     # ------------------------------------------------------------------ suppressions
     def list_suppressions(
@@ -256,6 +259,7 @@ class PrefineryHook(PrefineryBaseHook):
 
     def find_suppression(self, email: str, *, beta_id: int | str | None = None) -> dict[str, Any] | None:
         """Return the suppression of this e-mail (case-insensitive), or None."""
+        v.email("email", email)  # required here: without it the LIST would be of every suppression
         return _with_email(self.list_suppressions(email=email, beta_id=beta_id), email)
 
     def get_suppression(
@@ -277,7 +281,11 @@ class PrefineryHook(PrefineryBaseHook):
         body = v.check_create_suppression(email, reason=reason)
         bid = self.resolve_beta_id(beta_id)
         return self._create_once(
-            "create_suppression", bid, body, lambda: self.find_suppression(body["email"], beta_id=bid)
+            "create_suppression",
+            bid,
+            body,
+            lambda: self.find_suppression(body["email"], beta_id=bid),
+            "suppressed_at",
         )
 
     def delete_suppression(self, suppression_id: int | str, *, beta_id: int | str | None = None) -> Any:

@@ -7,7 +7,9 @@ replay through the row's duplicate code. ``PrefineryHook`` adds one method per a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -91,8 +93,15 @@ class PrefineryBaseHook(ApiHook):
         )
 
     def _path(self, action: str, beta_id: int | None, record: Any = None) -> str:
-        fill = {"beta_id": quote_id(beta_id) if beta_id is not None else "", "id": quote_id(record)}
-        return ENDPOINTS[action].path.format(**fill)
+        """The row's path with its ids quoted in (an id the path needs but was not given is an error)."""
+        path = ENDPOINTS[action].path
+        fill: dict[str, str] = {}
+        for name, value in (("beta_id", beta_id), ("id", record)):
+            if "{" + name + "}" in path:
+                if value is None:
+                    raise PrefineryInputError(name, f"is required by {action}")
+                fill[name] = quote_id(value, name)
+        return path.format(**fill)
 
     def call(
         self,
@@ -132,15 +141,46 @@ class PrefineryBaseHook(ApiHook):
         )
 
     def _create_once(
-        self, action: str, beta_id: int, body: Mapping[str, Any], find: Callable[[], dict[str, Any] | None]
+        self,
+        action: str,
+        beta_id: int,
+        body: Mapping[str, Any],
+        find: Callable[[], dict[str, Any] | None],
+        stamp: str,
     ) -> dict[str, Any]:
         """Create through a replay-safe row: when a retry of our own unanswered attempt meets the
-        endpoint's duplicate code, the object our first attempt made is found and returned."""
+        endpoint's duplicate code, the object our first attempt made is found and returned.
+
+        Only an object made since the first attempt is ours: one whose ``stamp`` (``created_at``) is older
+        existed before, and the duplicate error is raised as it would be without a retry.
+        """
+        started = time.time()
         try:
             return self.call(action, beta_id=beta_id, body=body)
         except PrefineryValidationError as err:
             if err.code == ENDPOINTS[action].duplicate_code and err.replayed:
                 existing = find()
-                if existing is not None:
+                if existing is not None and made_since(existing.get(stamp), started, err.clock_offset):
                     return existing
             raise
+
+
+STAMP_SLACK = 1.0  # seconds: Prefinery's timestamps and the Date header both have 1 s resolution
+
+
+def made_since(stamp: Any, started: float, clock_offset: float | None) -> bool:
+    """True when an API timestamp (ISO 8601) is not older than ``started`` (our clock, epoch seconds).
+
+    ``clock_offset`` (the server's clock minus ours, read from an answer's ``Date``) moves ``started``
+    onto the server's clock, so a skewed client clock does not decide. An unreadable stamp is False:
+    an object we cannot date is not claimed as ours.
+    """
+    if not isinstance(stamp, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        return False
+    return moment.timestamp() >= started + (clock_offset or 0.0) - STAMP_SLACK

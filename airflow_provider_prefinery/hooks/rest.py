@@ -6,13 +6,16 @@ This module holds the client (:class:`RestClient`); its parts live beside it, ea
 * ``retry_policy``: which failures are retried and how long to wait (pure functions, after stripe-python);
 * ``rate_limit``: the :class:`RateLimiter` the client calls, and the in-process :class:`TokenBucket`;
 * ``error_mapping``: status -> error class, and the preamble every API's error parser shares;
-* ``concurrency``: :func:`bounded_map`, many calls in a few threads.
+* ``concurrency``: :func:`bounded_map`, many calls in a few threads;
+* ``transport``: how a request without an answer failed (sent or not, worth retrying or not);
+* ``redaction``: the secrets and their encoded echoes, masked in text and in error bodies.
 
 Every name of those modules is importable from here too, as before they were split out.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import threading
 import time
@@ -30,6 +33,7 @@ from airflow_provider_prefinery.exceptions import (
     PrefineryAuthError,
     PrefineryConnectionError,
     PrefineryError,
+    PrefineryInputError,
     PrefineryPermissionError,
     PrefineryRateLimitError,
 )
@@ -49,6 +53,7 @@ from airflow_provider_prefinery.hooks.rate_limit import (
     key_fingerprint,
     shared_bucket,
 )
+from airflow_provider_prefinery.hooks.redaction import Redactor
 from airflow_provider_prefinery.hooks.retry_policy import (
     IDEMPOTENT_METHODS,
     POST_SAFE_STATUSES,
@@ -59,6 +64,7 @@ from airflow_provider_prefinery.hooks.retry_policy import (
     is_retryable,
     parse_retry_after,
 )
+from airflow_provider_prefinery.hooks.transport import classify
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -91,9 +97,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def quote_id(value: Any) -> str:
-    """URL-quote an id for a path segment: the one place ids enter URLs."""
-    return quote(str(value), safe="")
+def quote_id(value: Any, field: str = "id") -> str:
+    """URL-quote an id for a path segment: the one place ids enter URLs.
+
+    An empty id and the dot segments ``.`` and ``..`` are refused: quoting leaves dots alone, and a URL
+    normaliser (ours, a proxy's or the server's) would turn ``lists/../members`` into another resource.
+
+    :raises PrefineryInputError: naming ``field``.
+    """
+    text = str(value)
+    if text.strip() in ("", ".", ".."):
+        raise PrefineryInputError(field, f"is not an id that can go into a URL path: {text!r}")
+    return quote(text, safe="")
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -117,6 +132,8 @@ class ApiResponse:
     status: int
     data: Any
     headers: Mapping[str, str]
+    # The start of a non-empty body that is not JSON (redacted), else None: a proxy's or portal's page.
+    unreadable: str | None = None
 
 
 class _Retryable(Exception):
@@ -136,7 +153,7 @@ class RestClient:
     service: str
     base_url: str
     auth: requests.auth.AuthBase | None
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     conn_id: str | None = None
     error_parser: ErrorParser = default_error_parser
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -144,6 +161,10 @@ class RestClient:
     pool_size: int = 16
     logger: logging.Logger = log
     sleep: Callable[[float], None] = time.sleep
+    # An http(s) proxy URL for every request (it may hold a password: never shown), and the TLS trust:
+    # True for the public CAs requests ships (certifi), or the path of a PEM bundle (a private CA).
+    proxy: str | None = field(default=None, repr=False)
+    verify: bool | str = True
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/") + "/"
@@ -168,6 +189,9 @@ class RestClient:
         session.mount("https://", adapter)
         session.auth = self.auth
         session.trust_env = False  # no netrc credentials or proxies picked up behind the user's back
+        if self.proxy:
+            session.proxies = {"http": self.proxy, "https": self.proxy}
+        session.verify = self.verify
         session.headers.update({"Accept": "application/json", "User-Agent": user_agent()})
         return session
 
@@ -183,12 +207,21 @@ class RestClient:
             self._session = None
 
     # ---- redaction ----
+    @property
+    def redactor(self) -> Redactor:
+        """The masker of this client's secrets (rebuilt when they change: Piggy adds each new token)."""
+        cached = self.__dict__.get("_redactor")
+        if cached is None or cached[0] != self.secrets:
+            cached = self.__dict__["_redactor"] = (self.secrets, Redactor(self.secrets))
+        return cached[1]
+
     def redact(self, text: str) -> str:
-        """Remove every secret of this client from ``text``."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Remove every secret of this client from ``text``, URL-encoded and base64 echoes included."""
+        return self.redactor.text(text)
+
+    def redact_value(self, value: Any) -> Any:
+        """A copy of a JSON value (an error body) with every secret removed from every string in it."""
+        return self.redactor.value(value)
 
     # ---- one request ----
     def request(
@@ -261,18 +294,30 @@ class RestClient:
             resp = self.session.request(
                 method, url, params=params, json=json, data=data, timeout=self.timeouts.as_tuple()
             )
-        except requests.RequestException as exc:
-            sent = not _never_sent(exc)
+        except PrefineryError:
+            raise  # raised by an auth of ours (Piggy's token exchange): already typed
+        except (requests.RequestException, ValueError) as exc:
+            failure = classify(exc, url, self.timeouts)
+            sent = failure.sent
             ambiguous["seen"] |= sent and method not in IDEMPOTENT_METHODS
-            retry = is_retryable(method, status=None, sent=sent, replay_safe=replay_safe)
-            error: PrefineryError = PrefineryConnectionError(
-                self.redact(_describe_connection_error(exc, self.timeouts)),
-                service=self.service, method=method, path=path,
-                outcome_unknown=sent and method not in IDEMPOTENT_METHODS,
-            )  # fmt: skip
+            retry = not failure.permanent and is_retryable(
+                method, status=None, sent=sent, replay_safe=replay_safe
+            )
+            error: PrefineryError
+            if failure.field is not None:
+                error = PrefineryInputError(failure.field, self.redact(failure.message), service=self.service)
+                error.method, error.path = method, path
+            else:
+                error = PrefineryConnectionError(
+                    self.redact(failure.message), service=self.service, method=method, path=path,
+                    outcome_unknown=sent and method not in IDEMPOTENT_METHODS,
+                )  # fmt: skip
             raise _Retryable(error, None, retry) from None
         if resp.status_code < 400:
-            return ApiResponse(resp.status_code, _json_or_none(resp), resp.headers)
+            data, unreadable = _json_or_text(resp)
+            return ApiResponse(
+                resp.status_code, data, resp.headers, self.redact(unreadable) if unreadable else None
+            )
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if resp.status_code == 429 and limiter is not None:
             limiter.pause(backoff_delay(1, self.retry, retry_after))
@@ -292,6 +337,10 @@ class RestClient:
         message = self.redact(info.message or resp.reason or "request failed")
         if cls is PrefineryAuthError and resp.status_code == 401:
             message += f" (check the API key of connection {self.conn_id!r})"
+        if resp.status_code == 407:
+            message += (
+                f" (the proxy refused the credentials in the 'proxy' extra of connection {self.conn_id!r})"
+            )
         if cls is PrefineryPermissionError:
             message += (
                 f" (the API key of connection {self.conn_id!r} lacks the permission for {method} {path})"
@@ -301,12 +350,15 @@ class RestClient:
             "method": method,
             "path": path,
             "status": resp.status_code,
-            "code": info.code,
-            "body": info.details,
+            "code": self.redact(info.code) if isinstance(info.code, str) else info.code,
+            "body": self.redact_value(info.details),
         }
         if issubclass(cls, PrefineryRateLimitError):
-            return cls(message, retry_after=retry_after, **common)
-        return cls(message, **common)
+            error: PrefineryError = cls(message, retry_after=retry_after, **common)
+        else:
+            error = cls(message, **common)
+        error.clock_offset = _clock_offset(resp.headers.get("Date"))
+        return error
 
     # ---- many pages ----
     def paginate(
@@ -322,40 +374,36 @@ class RestClient:
         current: dict[str, Any] | None = dict(params or {})
         while current is not None:
             response = self.request("GET", path, params=current, limiter=limiter)
+            if response.unreadable is not None:
+                raise PrefineryError(
+                    f"a page is not JSON, so the listing cannot go on: {response.unreadable!r} "
+                    "(a proxy's or a login portal's page?)",
+                    service=self.service, method="GET", path=path, status=response.status,
+                )  # fmt: skip
             page = items(response.data)
             yield from page
             current = next_params(response, current) if page else None
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
-    """True when the connection was never established, so the server cannot have seen the request."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        inner = getattr(reason, "reason", None)
-        text = f"{type(inner).__name__} {inner}" if inner is not None else ""
-        return "NewConnectionError" in text or "ConnectTimeoutError" in text or "NameResolutionError" in text
-    return isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))
-
-
-def _describe_connection_error(exc: requests.RequestException, timeouts: Timeouts) -> str:
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"could not connect within {timeouts.connect:g} s"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"no answer within the read timeout of {timeouts.read:g} s"
-    if _never_sent(exc):
-        return "could not connect (connection refused or host unreachable)"
-    return f"connection dropped before an answer ({type(exc).__name__})"
-
-
-def _json_or_none(resp: requests.Response) -> Any:
+def _json_or_text(resp: requests.Response) -> tuple[Any, str | None]:
+    """The parsed JSON body (None when empty), and the start of a body that is not JSON (else None)."""
     if not resp.content:
+        return None, None
+    try:
+        return resp.json(), None
+    except ValueError:
+        return None, resp.text[:200]
+
+
+def _clock_offset(date: str | None) -> float | None:
+    """The server's clock minus ours, in seconds, from an answer's ``Date`` header (1 s resolution)."""
+    if not date:
         return None
     try:
-        return resp.json()
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError):
         return None
+    return when.timestamp() - time.time() if when.tzinfo is not None else None
 
 
 def user_agent() -> str:

@@ -4,11 +4,13 @@ fault middleware outside.
 Emulated endpoints are plain Starlette routes inside the FastAPI app (no pydantic per request: the
 handlers parse what the vendor accepts, and this keeps the hot path fast); the control API is FastAPI
 proper, with models and ``/docs``. The fault middleware wraps the whole app so it sees uvicorn's own
-``send`` (which is how it can drop a connection).
+``send`` (which is how it can drop a connection); the guard (``guard.py``: Host header, body size, impossible
+ids) sits outside it, so what it refuses never reaches a handler, a rate limit or the request log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from airflow_provider_prefinery.sandbox import control
 from airflow_provider_prefinery.sandbox.errors import NotFound
 from airflow_provider_prefinery.sandbox.faults import Behaviour, FaultMiddleware, api_of
+from airflow_provider_prefinery.sandbox.guard import GuardMiddleware
 from airflow_provider_prefinery.sandbox.mailchimp import routes as mailchimp
 from airflow_provider_prefinery.sandbox.piggy import routes as piggy
 from airflow_provider_prefinery.sandbox.prefinery import routes as prefinery
@@ -32,8 +35,12 @@ def endpoints() -> list[Endpoint]:
     return [spec for module in API_MODULES for spec in module.ENDPOINTS]
 
 
-def create_app(store: Store, behaviour: Behaviour | None = None) -> Any:
-    """Return the ASGI app serving ``store`` (``app.state.store``/``.behaviour`` hold the two)."""
+def create_app(store: Store, behaviour: Behaviour | None = None, *, allowed_hosts: Iterable[str] = ()) -> Any:
+    """Return the ASGI app serving ``store`` (``app.state.store``/``.behaviour`` hold the two).
+
+    :param allowed_hosts: ``Host`` names accepted besides the loopback ones (the name the server is bound
+        to, or ``--allow-host``).
+    """
     behaviour = behaviour or Behaviour()
     app = FastAPI(
         title="Prefinery sandbox",
@@ -60,6 +67,6 @@ def create_app(store: Store, behaviour: Behaviour | None = None) -> Any:
             return JSONResponse({"detail": "Not Found"}, 404)
         return error_response(api_of(request.url.path), NotFound())
 
-    wrapped = FaultMiddleware(app, behaviour, endpoints())
+    wrapped = GuardMiddleware(FaultMiddleware(app, behaviour, endpoints()), allowed_hosts=allowed_hosts)
     wrapped.state = app.state  # type: ignore[attr-defined]
     return wrapped

@@ -3,6 +3,8 @@
 The ready line is what ``testing.run_sandbox`` waits for, so it is printed (and flushed) only once the
 socket accepts connections. SIGINT/SIGTERM shut uvicorn down gracefully; ``--exit-with-parent`` also
 stops the server when the process that started it goes away (no orphan after a killed test run).
+``--tls-cert``/``--tls-key`` serve HTTPS (a throw-away certificate, e.g. to test a private CA). Bound to an
+address other than loopback it warns: it accepts the published demo keys.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any
 
@@ -41,6 +45,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="multiply every rate limit (e.g. 100 for benchmarks; default 1 = documented limits)",
     )
     p.add_argument("--fault-seed", type=int, default=None, help="random seed for fault injection")
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allow_hosts",
+        default=[],
+        metavar="NAME",
+        help="accept this Host header besides loopback names and --host (repeatable)",
+    )
+    p.add_argument("--tls-cert", default=None, metavar="PEM", help="serve HTTPS with this certificate chain")
+    p.add_argument("--tls-key", default=None, metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p.parse_args(argv)
@@ -51,8 +65,29 @@ def ready_line(url: str, keys: Sequence[str]) -> str:
     return f"{READY_PREFIX} {url} keys={','.join(keys)} {json.dumps(info)}"
 
 
+def non_loopback_warning(host: str) -> str | None:
+    """The warning to print when ``host`` is reachable from other machines, else None."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (
+        f"prefinery-sandbox: WARNING: listening on {host}, reachable from other machines, and it accepts "
+        "the published demo API keys (the /_sandbox control API still answers loopback callers only). "
+        "Clients must send an allowed Host (--allow-host NAME); bind 127.0.0.1 unless you need this."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("prefinery-sandbox: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    warning = non_loopback_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         _runner()(serve(args))
     return 0
@@ -76,7 +111,8 @@ async def serve(args: argparse.Namespace) -> None:
 
     keys = args.api_keys or [seeds.DEFAULT_API_KEY]
     store = Store(args.db, keys, args.seed, keep_existing=args.keep)
-    app = create_app(store, Behaviour(scale=args.rate_limit_scale, fault_seed=args.fault_seed))
+    behaviour = Behaviour(scale=args.rate_limit_scale, fault_seed=args.fault_seed)
+    app = create_app(store, behaviour, allowed_hosts=[args.host, *args.allow_hosts])
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
@@ -90,6 +126,8 @@ async def serve(args: argparse.Namespace) -> None:
         lifespan="off",
         timeout_graceful_shutdown=2,
         backlog=2048,
+        ssl_certfile=args.tls_cert,
+        ssl_keyfile=args.tls_key,
     )
     server = _server_class()(config)
     loop = asyncio.get_running_loop()
@@ -100,7 +138,8 @@ async def serve(args: argparse.Namespace) -> None:
         await asyncio.sleep(0.01)
     if server.started:
         host = f"[{args.host}]" if ":" in args.host else args.host
-        print(ready_line(f"http://{host}:{port}", keys), flush=True)
+        scheme = "https" if args.tls_cert else "http"
+        print(ready_line(f"{scheme}://{host}:{port}", keys), flush=True)
     watcher = asyncio.create_task(_watch_parent(server)) if args.exit_with_parent else None
     await task
     if watcher:

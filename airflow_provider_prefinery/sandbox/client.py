@@ -19,14 +19,17 @@ class SandboxControlError(RuntimeError):
 class SandboxControl:
     """Drive a running sandbox: reset, inspect, simulate activity, and set latency, limits and faults."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, verify: bool | str = True) -> None:
+        """:param verify: for an HTTPS sandbox, the PEM file of the CA that signed its certificate."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        self.session.trust_env = False  # loopback: no proxy, and no REQUESTS_CA_BUNDLE over ``verify``
+        self.session.verify = verify
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> Any:
         response = self.session.request(
-            method, f"{self.base_url}/_sandbox/{path}", timeout=self.timeout, **kwargs
+            method, f"{self.base_url}/_sandbox/{path}", timeout=timeout or self.timeout, **kwargs
         )
         if response.status_code >= 400:
             raise SandboxControlError(f"{method} /_sandbox/{path}: {response.status_code} {response.text}")
@@ -38,11 +41,15 @@ class SandboxControl:
 
     def reset(self, seed: str = "demo") -> None:
         """Data to ``seed``; behaviour (latency, limits, faults, scale) to defaults; request log emptied."""
-        self._call("POST", "reset", json={"seed": seed})
+        self._call("POST", "reset", json={"seed": seed}, timeout=self._load_timeout(seed))
 
     def seed(self, seed: str = "demo") -> None:
         """Reload data only (behaviour and the request log stay)."""
-        self._call("POST", "seed", json={"seed": seed})
+        self._call("POST", "seed", json={"seed": seed}, timeout=self._load_timeout(seed))
+
+    def _load_timeout(self, seed: str) -> float:
+        """Loading the 100,000-user seed takes seconds, and many more on a loaded machine."""
+        return max(self.timeout, 120.0) if seed == "bulk" else self.timeout
 
     def state(self, resource: str, **filters: Any) -> list[dict[str, Any]]:
         """Rows of ``resource`` (users, rewards, suppressions, points, friend_invitations, reward_triggers,

@@ -232,6 +232,7 @@ class FaultMiddleware:
             "endpoint": spec.name if spec else None,
             "method": scope["method"],
             "path": scope["path"],
+            "raw_path": (scope.get("raw_path") or scope["path"].encode()).decode("latin-1"),
             "status": 0,
             "fault": None,
             "time": time.time(),

@@ -40,9 +40,10 @@ class SandboxServer:
     control: SandboxControl = field(init=False)
     beta_id: int = DEMO_BETA_ID
     list_id: str = DEMO_LIST_ID
+    ca_bundle: str | None = None  # an HTTPS sandbox: the CA file its certificate is trusted through
 
     def __post_init__(self) -> None:
-        self.control = SandboxControl(self.url)
+        self.control = SandboxControl(self.url, verify=self.ca_bundle or True)
 
     @property
     def api_key(self) -> str:
@@ -92,8 +93,12 @@ def run_sandbox(
     db: str | None = None,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 15.0,
+    ca_bundle: str | None = None,
 ) -> Iterator[SandboxServer]:
-    """Start a sandbox subprocess, yield it once ready, and stop it (always)."""
+    """Start a sandbox subprocess, yield it once ready, and stop it (always).
+
+    :param ca_bundle: with ``--tls-cert``/``--tls-key`` in ``extra_args``, the CA the control client trusts.
+    """
     log = tempfile.NamedTemporaryFile(prefix="prefinery-sandbox-", suffix=".log", delete=False)  # noqa: SIM115
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -105,7 +110,7 @@ def run_sandbox(
     try:
         line = _wait_ready(process, startup_timeout, log.name)
         info = json.loads(line[line.index("{") :])
-        yield SandboxServer(info["url"], info["api_keys"], process, log.name)
+        yield SandboxServer(info["url"], info["api_keys"], process, log.name, ca_bundle=ca_bundle)
     finally:
         stop(process)
         log.close()

@@ -71,15 +71,21 @@ def error_response(api: str, err: e.SandboxError) -> Response:
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    """The JSON body (or a form body, which Piggy accepts); an unreadable body is a 400."""
+    """The JSON body (or a form body, which Piggy accepts); an unreadable body is a 400, never a 500
+    (which a client must read as "maybe applied")."""
     raw = await request.body()
     if not raw.strip():
         return {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return dict(parse_qsl(raw.decode(), keep_blank_values=True))
+        try:
+            return dict(parse_qsl(raw.decode(), keep_blank_values=True, errors="strict"))
+        except UnicodeDecodeError as exc:
+            raise e.BadRequest("the form body is not valid UTF-8") from exc
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except RecursionError as exc:
+        raise e.BadRequest("the JSON body is nested too deeply") from exc
+    except ValueError as exc:  # UnicodeDecodeError included
         raise e.BadRequest("the body is not valid JSON") from exc
     if not isinstance(body, dict):
         raise e.BadRequest("the body must be a JSON object")
@@ -118,6 +124,8 @@ def route(spec: Endpoint, store: Store, authorize: Authorize) -> Callable[[Reque
             return await spec.handler(Call(request, state, account, request.path_params))
         except e.SandboxError as err:
             return error_response(spec.api, err)
+        except OverflowError:  # a number in the request too large for the store (SQLite's 64-bit INTEGER)
+            return error_response(spec.api, e.BadRequest("a number in the request is out of range"))
 
     endpoint.__name__ = spec.name
     return endpoint

@@ -22,6 +22,7 @@ from airflow_provider_prefinery.provider_info import (
     MAILCHIMP_CONNECTION,
     PIGGY_CONNECTION,
     PREFINERY_CONNECTION,
+    TRANSPORT_FIELDS,
 )
 from airflow_provider_prefinery.sandbox.seeds import DEMO_BETA_ID
 
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "e2e"
 DOCS_IMAGE = REPO / "docs" / "img" / "prefinery-connection.png"
 WRONG_KEY = "sbx-wrong-key-e2e-4d4d4d4d"
+TRANSPORT_LABELS = [spec["label"] for spec in TRANSPORT_FIELDS.values()]  # every form ends with them
 TOAST = '[data-scope="toast"][data-part="root"]'
 TOAST_TIMEOUT = 60_000  # ms: the api-server imports the hook on the first test
 
@@ -183,7 +185,8 @@ def test_prefinery_connection_added_in_the_ui_passes_test_and_works_from_a_hook(
     dialog.get_by_label("API Key").fill(sandbox.api_key)
     standard_png = shoot(dialog, "01-prefinery-form-standard-fields.png")
 
-    assert field_labels(dialog, "Extra Fields") == ["API Beta ID"]
+    assert field_labels(dialog, "Extra Fields") == ["API Beta ID", *TRANSPORT_LABELS]
+    assert input_of(dialog, "Proxy URL").get_attribute("type") == "password"  # it may hold a password
     extra = open_section(dialog, "Extra Fields")
     assert "Default project id (the 'API Beta ID' on the project dashboard)" in extra.inner_text()
     dialog.get_by_label("API Beta ID").fill(str(DEMO_BETA_ID))
@@ -205,7 +208,8 @@ def test_prefinery_connection_added_in_the_ui_passes_test_and_works_from_a_hook(
     assert seen["conn_type"] == "prefinery"
     assert seen["host"] == sandbox.url
     assert seen["port"] is None
-    assert seen["extra"] == {"beta_id": DEMO_BETA_ID}  # typed as a number, stored as one
+    # typed as a number, stored as one; the transport fields left empty are stored as null (unused)
+    assert seen["extra"] == {"beta_id": DEMO_BETA_ID, **dict.fromkeys(TRANSPORT_FIELDS)}
     assert seen["key_matches"] is True
     assert seen["test"] == [True, message]
     assert seen["project"] == "Sandbox Launch"
@@ -242,15 +246,15 @@ def test_wrong_key_fails_the_test_button_with_the_hooks_message(
             "Mailchimp",
             MAILCHIMP_CONNECTION,
             ["Description", "API Base URL", "API Key"],
-            ["Audience ID"],
-            ["API Key"],
+            ["Audience ID", *TRANSPORT_LABELS],
+            ["API Key", "Proxy URL"],
         ),
         (
             "Piggy",
             PIGGY_CONNECTION,
             ["Description", "API Base URL", "Personal Access Token or API Key"],
-            ["OAuth Client ID", "OAuth Client Secret"],
-            ["Personal Access Token or API Key", "OAuth Client Secret"],
+            ["OAuth Client ID", "OAuth Client Secret", *TRANSPORT_LABELS],
+            ["Personal Access Token or API Key", "OAuth Client Secret", "Proxy URL"],
         ),
     ],
 )

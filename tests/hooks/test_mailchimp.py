@@ -254,3 +254,63 @@ def test_sandbox_audiences_and_connection_test(sandbox, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_MAILCHIMP_WRONG", json.dumps(bad))
     ok, message = MailchimpHook("mailchimp_wrong").test_connection()
     assert not ok and "401" in message and "wrong-us1" not in message
+
+
+# ------------------------------------------------------------------ ids in paths, filters (issue 13)
+@pytest.mark.parametrize("list_id", [".", "..", "a/b", "a1b2%2e", "", " a1b2c3d4e5", 42])
+def test_an_audience_id_that_is_not_a_mailchimp_id_is_refused_before_any_request(hook, api, list_id) -> None:
+    with pytest.raises(PrefineryInputError) as info:
+        next(hook.list_members(list_id))
+
+    assert info.value.field == "list_id"
+    assert len(api.calls) == 0
+
+
+def test_a_dot_segment_never_reaches_a_path_even_past_the_hooks_check(hook, api) -> None:
+    """The core's id quoting is the one place ids enter paths: it refuses ``.`` and ``..`` for any API."""
+    from airflow_provider_prefinery.hooks.rest import quote_id
+
+    for segment in (".", "..", "", "  "):
+        with pytest.raises(PrefineryInputError):
+            quote_id(segment, "list_id")
+    assert quote_id("a/b") == "a%2Fb"
+
+
+def test_the_test_button_refuses_an_audience_extra_that_walks_the_path(monkeypatch, api) -> None:
+    conn = {"conn_type": "mailchimp", "password": KEY, "extra": {"list_id": ".."}}
+    monkeypatch.setenv("AIRFLOW_CONN_MAILCHIMP_DOTS", json.dumps(conn))
+
+    ok, message = MailchimpHook("mailchimp_dots").test_connection()
+
+    assert not ok and "list_id" in message
+    assert len(api.calls) == 0
+
+
+def test_the_test_button_answers_when_the_keys_data_center_makes_no_host(monkeypatch) -> None:
+    """A data center suffix that cannot be a host name: the Test button says so, it does not raise."""
+    conn = {"conn_type": "mailchimp", "password": f"0123456789abcdef-{'x' * 64}"}
+    monkeypatch.setenv("AIRFLOW_CONN_MAILCHIMP_BADDC", json.dumps(conn))
+
+    ok, message = MailchimpHook("mailchimp_baddc").test_connection()
+
+    assert not ok
+    assert "0123456789abcdef" not in message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"fields": "email_address"}, "fields"),
+        ({"fields": ["email_address", "merge_fields,id"]}, "fields"),
+        ({"since_last_changed": "yesterday"}, "since/before"),
+        ({"before_last_changed": "2024-01-01T00:00:00"}, "since/before"),
+        ({"since_last_changed": 1704067200}, "since/before"),
+    ],
+    ids=["fields-as-text", "field-with-comma", "since-words", "before-no-offset", "since-number"],
+)
+def test_member_filters_that_would_reach_the_wire_malformed_are_refused(hook, api, kwargs, field) -> None:
+    with pytest.raises(PrefineryInputError) as info:
+        next(hook.list_members(**kwargs))
+
+    assert info.value.field == field
+    assert len(api.calls) == 0

@@ -6,8 +6,10 @@ Request-level mocks (``responses``) pin exact wire details; the contract tests a
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -282,18 +284,57 @@ def test_503_on_points_post_is_retried_because_it_was_not_applied(hook, api) -> 
     assert len(api.calls) == 2
 
 
-def test_create_user_replayed_after_a_lost_answer_returns_the_user_it_created(hook, api) -> None:
+def _replayed_create(api: responses.RequestsMock, user: dict) -> None:
+    """A first POST whose answer is lost, its replay answered 2310, and the LIST that finds ``user``."""
     url = f"{API}/betas/{BETA}/testers.json"
     api.post(url, body=requests.exceptions.ReadTimeout("lost"))
     api.post(url, status=422, json={"errors": [{"code": 2310, "message": "Email has already been taken"}]})
     api.get(
         url,
-        json=[USER],
+        json=[user],
         headers=LAST_PAGE,
         match=[matchers.query_param_matcher({"email_is": "ada@example.com"})],
     )
-    assert hook.create_user("ada@example.com") == USER
+
+
+def _stamp(seconds_ago: float) -> str:
+    moment = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")  # Prefinery's format: seconds, Z
+
+
+def test_create_user_replayed_after_a_lost_answer_returns_the_user_it_created(hook, api) -> None:
+    created = {**USER, "created_at": _stamp(0)}
+    _replayed_create(api, created)
+    assert hook.create_user("ada@example.com") == created
     assert [c.request.method for c in api.calls] == ["POST", "POST", "GET"]
+
+
+def test_create_user_replayed_meeting_a_user_older_than_the_first_attempt_reports_the_duplicate(
+    hook, api
+) -> None:
+    """The first attempt never created anything: the user existed an hour before, so it is not ours."""
+    _replayed_create(api, {**USER, "created_at": _stamp(3600)})
+    with pytest.raises(PrefineryValidationError) as info:
+        hook.create_user("ada@example.com")
+    assert info.value.code == 2310 and info.value.replayed
+    assert [c.request.method for c in api.calls] == ["POST", "POST", "GET"]
+
+
+def test_create_user_replay_dates_the_user_on_the_servers_clock_from_its_date_header(hook, api) -> None:
+    """The server's clock is an hour behind ours: by our clock the user is an hour old, by the server's
+    Date header it was made during our attempt, so it is ours."""
+    server_now = datetime.now(timezone.utc) - timedelta(hours=1)
+    url = f"{API}/betas/{BETA}/testers.json"
+    api.post(url, body=requests.exceptions.ReadTimeout("lost"))
+    api.post(
+        url,
+        status=422,
+        json={"errors": [{"code": 2310, "message": "Email has already been taken"}]},
+        headers={"Date": email.utils.format_datetime(server_now, usegmt=True)},
+    )
+    created = {**USER, "created_at": server_now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    api.get(url, json=[created], headers=LAST_PAGE)
+    assert hook.create_user("ada@example.com") == created
 
 
 def test_create_user_duplicate_without_a_replay_is_reported_as_2310(hook, api) -> None:
@@ -448,3 +489,110 @@ def test_endpoint_table_uses_json_paths_under_betas() -> None:
         assert endpoint.path.endswith(".json"), name
         assert endpoint.path.startswith("betas"), name
         assert endpoint.method in {"GET", "POST", "PUT", "PATCH", "DELETE"}, name
+
+
+# ------------------------------------------------------------------ ids, filters, pages (issue 13)
+BAD_IDS = ["", "   ", " 12", "12\n", "-", "²", "12; DROP", "1" * 5000, 0, -3, 10**30, True, 2.0]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:24])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda h, i: h.get_user(i),
+        lambda h, i: h.delete_user(i),
+        lambda h, i: h.update_user(i, status="active"),
+        lambda h, i: h.checkin_user(user_id=i),
+        lambda h, i: h.get_reward(i),
+        lambda h, i: h.update_reward_status(i, "delivered"),
+        lambda h, i: h.get_suppression(i),
+        lambda h, i: h.delete_suppression(i),
+    ],
+    ids=["get_user", "delete_user", "update_user", "checkin_user", "get_reward", "update_reward_status",
+         "get_suppression", "delete_suppression"],
+)  # fmt: skip
+def test_an_id_that_is_not_exactly_a_positive_integer_is_refused_before_any_request(
+    hook, api, call, bad
+) -> None:
+    with pytest.raises(PrefineryInputError) as info:
+        call(hook, bad)
+
+    assert info.value.field in {"user_id", "reward_id", "suppression_id"}
+    assert len(api.calls) == 0
+
+
+def test_update_user_and_update_reward_status_put_the_checked_id_into_the_path(hook, api) -> None:
+    api.put(f"{API}/betas/{BETA}/testers/12.json", json=USER)
+    api.patch(f"{API}/betas/{BETA}/rewards/34.json", json={"id": 34, "status": "delivered"})
+
+    hook.update_user("0012", status="active")
+    hook.update_reward_status("034", "delivered")
+
+    assert [c.request.url for c in api.calls] == [
+        f"{API}/betas/{BETA}/testers/12.json",
+        f"{API}/betas/{BETA}/rewards/34.json",
+    ]
+
+
+def test_a_path_id_left_out_is_refused_rather_than_blank(hook, api) -> None:
+    """``DELETE testers/.json`` cannot be built: a path that needs an id refuses None and blanks."""
+    with pytest.raises(PrefineryInputError, match="id"):
+        hook.call("delete_user", beta_id=BETA, record=None)
+    with pytest.raises(PrefineryInputError, match="id"):
+        hook.call("delete_user", beta_id=BETA, record="")
+    assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"email_contains": {"$ne": ""}}, "email_contains"),
+        ({"name": 5}, "name"),
+        ({"referral_code": ["a", "b"]}, "referral_code"),
+        ({"custom_vars": {"a": 1}}, "custom_vars"),
+        ({"email_contains": "  "}, "email_contains"),
+    ],
+    ids=["email_contains-dict", "name-int", "referral_code-list", "custom_vars-dict", "email_contains-blank"],
+)
+def test_list_users_filters_that_are_not_text_are_refused_before_any_request(
+    hook, api, kwargs, field
+) -> None:
+    with pytest.raises(PrefineryInputError) as info:
+        hook.list_users(**kwargs)
+
+    assert info.value.field == field
+    assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize("email", [None, 123, "", "not-an-email"], ids=repr)
+@pytest.mark.parametrize("find", ["find_user", "find_suppression"])
+def test_find_needs_an_email_and_says_so_before_any_request(hook, api, find: str, email: object) -> None:
+    """``find_user(None)`` would otherwise list every user and then fail on ``None.lower()``."""
+    with pytest.raises(PrefineryInputError) as info:
+        getattr(hook, find)(email)
+
+    assert info.value.field == "email"
+    assert len(api.calls) == 0
+
+
+def test_a_points_quantity_beyond_a_32_bit_integer_is_refused_before_any_request(hook, api) -> None:
+    with pytest.raises(PrefineryInputError) as info:
+        hook.create_points("a@b.co", 10**30)
+
+    assert info.value.field == "quantity" and "at most 2,147,483,647" in str(info.value)
+    assert len(api.calls) == 0
+
+
+def test_a_page_that_is_not_json_fails_the_listing_instead_of_ending_it(hook, api) -> None:
+    """A proxy's or login portal's HTML page answered with 200: the listing must not stop there quietly."""
+    url = f"{API}/betas/{BETA}/testers.json"
+    first = {"X-Pagination": json.dumps({"current_page": 1, "next_page": 2, "per_page": 25})}
+    api.get(url, json=[USER] * 25, headers=first, match=[matchers.query_param_matcher({})])
+    api.get(url, body="<html><body>Please sign in to the network</body></html>", content_type="text/html")
+
+    users = hook.list_users()
+    with pytest.raises(PrefineryError) as info:
+        list(users)
+
+    assert "not JSON" in str(info.value) and "Please sign in" in str(info.value)
+    assert info.value.status == 200

@@ -31,6 +31,7 @@ from airflow_provider_prefinery.operators.prefinery import (
     PrefineryCreateSuppressionOperator,
     PrefineryCreateUserOperator,
     PrefineryDeleteProjectOperator,
+    PrefineryDeleteSuppressionOperator,
     PrefineryDeleteUserOperator,
     PrefineryUpdateRewardStatusOperator,
     PrefineryUpdateUserOperator,
@@ -83,6 +84,7 @@ P = "PrefineryCreatePointsOperator"
 U = "PrefineryCreateUserOperator"
 S = "MailchimpToPrefineryOperator"
 POINTS = {"email": ADA, "quantity": 5}
+PROXY_PASSWORD = "pr0xy-pw"  # in the proxy extra of prefinery_socks: never in an error
 
 CATALOGUE: list[Case] = [
     # --- e-mail addresses -------------------------------------------------------------------------
@@ -541,6 +543,206 @@ CATALOGUE: list[Case] = [
         "password",
         "no data center suffix",
     ),
+    # --- ids, numbers and JSON the wire cannot carry (issue 13) ------------------------------------
+    Case(
+        "blank id (a template rendered '')",
+        "PrefineryDeleteUserOperator",
+        "user_id='{{ ... }}' -> ''",
+        op(PrefineryDeleteUserOperator, user_id=""),
+        "user_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "id of spaces",
+        "PrefineryDeleteUserOperator",
+        "user_id='   '",
+        op(PrefineryDeleteUserOperator, user_id="   "),
+        "user_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "padded id",
+        "PrefineryUpdateUserOperator",
+        "user_id=' 12', status='active'",
+        op(PrefineryUpdateUserOperator, user_id=" 12", status="active"),
+        "user_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "id ending in a line break",
+        "PrefineryUpdateRewardStatusOperator",
+        "reward_id='12\\n', status='delivered'",
+        op(PrefineryUpdateRewardStatusOperator, reward_id="12\n", status="delivered"),
+        "reward_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "id '-'",
+        "PrefineryDeleteSuppressionOperator",
+        "suppression_id='-'",
+        op(PrefineryDeleteSuppressionOperator, suppression_id="-"),
+        "suppression_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "id in superscript digits",
+        "PrefineryCheckinUserOperator",
+        "user_id='²'",
+        op(PrefineryCheckinUserOperator, user_id="²"),
+        "user_id",
+        "must be a positive integer",
+    ),
+    Case(
+        "5,000-digit id",
+        "PrefineryHook.get_user",
+        "get_user('1' * 5000)",
+        lambda: PrefineryHook().get_user("1" * 5000),
+        "user_id",
+        "(5,000 characters)",
+    ),
+    Case(
+        "id beyond 64 bits",
+        "PrefineryHook.get_reward",
+        "get_reward(2**64)",
+        lambda: PrefineryHook().get_reward(2**64),
+        "reward_id",
+        "must be at most",
+    ),
+    Case(
+        "quantity beyond 32 bits",
+        P,
+        "quantity=10**30",
+        op(PrefineryCreatePointsOperator, email=ADA, quantity=10**30),
+        "quantity",
+        "must be at most 2,147,483,647",
+    ),
+    Case(
+        "quantity Infinity",
+        P,
+        "quantity=float('inf')",
+        op(PrefineryCreatePointsOperator, email=ADA, quantity=float("inf")),
+        "quantity",
+        "got inf",
+    ),
+    Case(
+        "NaN in a profile",
+        U,
+        "profile={'custom_var1': float('nan')}",
+        op(PrefineryCreateUserOperator, email=ADA, profile={"custom_var1": float("nan")}),
+        "profile.custom_var1",
+        "must be a finite number",
+    ),
+    Case(
+        "Infinity in survey answers",
+        "PrefineryUpdateUserOperator",
+        "responses=[{'question_id': 1, 'answer': float('inf')}]",
+        op(PrefineryUpdateUserOperator, user_id=5001, responses=[{"question_id": 1, "answer": float("inf")}]),
+        "responses",
+        "NaN and Infinity have no JSON form",
+    ),
+    Case(
+        "Piggy: NaN in the run's data",
+        "PiggyCreateAutomationRunOperator",
+        "data={'amount': float('nan')}",
+        op(
+            PiggyCreateAutomationRunOperator,
+            contact_uuid=UUID,
+            automation_uuid=DEMO_AUTOMATION_UUID,
+            data={"amount": float("nan")},
+        ),
+        "data",
+        "is not JSON-serialisable",
+    ),
+    Case(
+        "records rendered to 100,000 open brackets",
+        U,
+        "records='[' * 100_000",
+        op(PrefineryCreateUserOperator, records="[" * 100_000),
+        "records",
+        "nested too deeply",
+    ),
+    # --- filters and look-ups ---------------------------------------------------------------------------
+    Case(
+        "hook: filter that is a mapping",
+        "PrefineryHook.list_users",
+        "list_users(email_contains={'$ne': ''})",
+        lambda: PrefineryHook().list_users(email_contains={"$ne": ""}),
+        "email_contains",
+        "must be a string, got dict",
+    ),
+    Case(
+        "hook: find_user by a number",
+        "PrefineryHook.find_user",
+        "find_user(123)",
+        lambda: PrefineryHook().find_user(123),  # type: ignore[arg-type]
+        "email",
+        "must be an e-mail address string, got int",
+    ),
+    Case(
+        "hook: find_user without an e-mail",
+        "PrefineryHook.find_user",
+        "find_user(None)",
+        lambda: PrefineryHook().find_user(None),  # type: ignore[arg-type]
+        "email",
+        "got NoneType",
+    ),
+    Case(
+        "hook: Mailchimp audience '..'",
+        "MailchimpHook.list_members",
+        "list_members('..')",
+        lambda: next(MailchimpHook().list_members("..")),
+        "list_id",
+        "is not a Mailchimp id",
+    ),
+    Case(
+        "audience id that walks the path",
+        S,
+        "list_id='.'",
+        sync(list_id="."),
+        "list_id",
+        "is not a Mailchimp id",
+    ),
+    Case(
+        "hook: member fields as one string",
+        "MailchimpHook.list_members",
+        "fields='email_address'",
+        lambda: next(MailchimpHook().list_members(fields="email_address")),  # type: ignore[arg-type]
+        "fields",
+        "must be a list of member field names",
+    ),
+    Case(
+        "hook: window bound in words",
+        "MailchimpHook.list_members",
+        "since_last_changed='yesterday'",
+        lambda: next(MailchimpHook().list_members(since_last_changed="yesterday")),
+        "since/before",
+        "is not an ISO 8601 timestamp",
+    ),
+    # --- transport extras -------------------------------------------------------------------------------
+    Case(
+        "proxy that is not an http(s) URL",
+        P,
+        "extra proxy='socks5://corp:***@127.0.0.1:1080'",
+        op(PrefineryCreatePointsOperator, **POINTS, prefinery_conn_id="prefinery_socks"),
+        "proxy",
+        "is not an http(s) proxy URL: 'socks5://corp:***@127.0.0.1:1080'",
+    ),
+    Case(
+        "CA bundle that does not exist",
+        P,
+        "extra ca_bundle='/nonexistent/ca.pem'",
+        op(PrefineryCreatePointsOperator, **POINTS, prefinery_conn_id="prefinery_nocafile"),
+        "ca_bundle",
+        "no such file",
+    ),
+    Case(
+        "API key pasted with a line break",
+        P,
+        "connection password 'sbx-...\\n'",
+        op(PrefineryCreatePointsOperator, **POINTS, prefinery_conn_id="prefinery_newline"),
+        "password",
+        "a line break",
+    ),
     # --- hooks --------------------------------------------------------------------------------------
     Case(
         "hook: zero points",
@@ -653,6 +855,24 @@ def bad_connections(prefinery_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> 
             "extra": {"list_id": "a1b2c3d4e5"},
         },
         "piggy_nokey": {"conn_type": "piggy", "host": url},
+        "prefinery_socks": {
+            "conn_type": "prefinery",
+            "password": key,
+            "host": url,
+            "extra": {"beta_id": 1001, "proxy": f"socks5://corp:{PROXY_PASSWORD}@127.0.0.1:1080"},
+        },
+        "prefinery_nocafile": {
+            "conn_type": "prefinery",
+            "password": key,
+            "host": url,
+            "extra": {"beta_id": 1001, "ca_bundle": "/nonexistent/ca.pem"},
+        },
+        "prefinery_newline": {
+            "conn_type": "prefinery",
+            "password": key + "\n",
+            "host": url,
+            "extra": {"beta_id": 1001},
+        },
     }
     for conn_id, conn in conns.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
@@ -683,6 +903,7 @@ def test_bad_input_is_refused_naming_the_field_before_any_request(case: Case, ba
         assert case.field in fields_named(error), f"{error!r} names {fields_named(error)}"
     assert case.message in str(error)
     assert bad_connections.control.count() == 0, bad_connections.control.requests()
+    assert bad_connections.api_key not in str(error) and PROXY_PASSWORD not in str(error)
 
 
 @pytest.mark.parametrize(

@@ -3,21 +3,29 @@ key, leaves that key in no task log, no captured output, no row of the metadata 
 rendered template fields, task instances, the DAG run, Variables, the audit log, ...), no exception text
 and no URL (neither the client's full URLs with their query strings nor the sandbox's request log).
 
+Nor in objects: a client's repr (the key, a proxy's password), an error whose server echoed the key raw,
+URL-encoded or base64-encoded (its message, its body, its pickle), or an XCom failure entry whose record
+carries the key a DAG author templated into it (masked through Airflow's secrets masker).
+
 The DAG files are collected when the tests are: a new example DAG gets a row here automatically, and
 fails with "no scenario" until it is given one in :data:`SCENARIOS` (its conf and sandbox preparation).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -233,3 +241,151 @@ def _delete_run(run: Any) -> None:
     with create_session() as session:
         for found in session.query(DagRun).filter(DagRun.run_id == run.run_id):
             session.delete(found)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Secrets left in objects (issue 13, 2.10): reprs, error bodies and their pickles, encoded echoes, XCom
+# ---------------------------------------------------------------------------------------------------
+PROXY_PASSWORD = "PXYCANARY-3e9b1f"
+
+
+def encoded_forms(secret: str) -> dict[str, str]:
+    """How an echo may carry a secret: URL-encoded, base64 alone and after ``user:`` (Basic auth)."""
+    return {
+        "raw": secret,
+        "url-encoded": quote(secret, safe=""),
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "base64 basic": base64.b64encode(f"airflow:{secret}".encode()).decode(),
+        "base64 url-safe": base64.urlsafe_b64encode(f"x{secret}".encode()).decode(),
+    }
+
+
+def leaks(texts: dict[str, str], secret: str) -> list[str]:
+    """Which texts hold the secret in any encoded form (a form's inner 16 characters suffice)."""
+    found = []
+    for where, text in texts.items():
+        for form, value in encoded_forms(secret).items():
+            core = value if form in ("raw", "url-encoded") else value[4:20]
+            if core in text:
+                found.append(f"{where}: {form}")
+    return found
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    """Answers every request 422 with a Prefinery-shaped error echoing the credentials in every encoding."""
+
+    def do_GET(self) -> None:
+        auth = self.headers.get("Authorization", "")
+        body = {
+            "errors": [{"code": 2201, "message": f"rejected {auth} (query {self.path})"}],
+            "request": {
+                "authorization": auth,
+                "echo": [{"url": quote(KEY, safe="")}, {"b64": base64.b64encode(KEY.encode()).decode()}],
+                "deep": {"a": {"b": {"c": {"d": {"e": {"f": {"g": KEY}}}}}}},
+            },
+        }
+        data = json.dumps(body).encode()
+        self.send_response(422)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("conn_type", ["prefinery", "mailchimp", "piggy"])
+def test_an_error_that_echoes_the_key_in_any_encoding_keeps_it_nowhere(
+    conn_type: str, echo_server: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_provider_prefinery.exceptions import PrefineryError
+    from airflow_provider_prefinery.hooks.mailchimp import MailchimpHook
+    from airflow_provider_prefinery.hooks.piggy import PiggyHook
+    from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+
+    extra = {"beta_id": 1001, "list_id": "a1b2c3d4e5", "max_retries": 0}
+    conn = {"conn_type": conn_type, "password": KEY, "host": echo_server, "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_type.upper()}_ECHO", json.dumps(conn))
+    hook = {"prefinery": PrefineryHook, "mailchimp": MailchimpHook, "piggy": PiggyHook}[conn_type](
+        f"{conn_type}_echo"
+    )
+    call = {
+        "prefinery": lambda: hook.get_project(),
+        "mailchimp": lambda: list(hook.list_members()),
+        "piggy": lambda: list(hook.list_automations()),
+    }[conn_type]
+
+    with pytest.raises(PrefineryError) as info:
+        call()
+
+    err = info.value
+    texts = {
+        "str": str(err),
+        "repr": repr(err),
+        "body": json.dumps(err.body),
+        "to_dict": json.dumps(err.to_dict()),
+        "pickle": pickle.dumps(err).decode("latin-1"),
+        "unpickled body": json.dumps(pickle.loads(pickle.dumps(err)).body),
+        "logging": caplog.text,
+        "client repr": repr(hook.client),
+    }
+    assert err.status == 422 and "***" in json.dumps(err.body)  # the echo was there, and was masked
+    assert not leaks(texts, KEY), leaks(texts, KEY)
+
+
+def test_no_clients_repr_shows_the_key_or_the_proxy_password(
+    secret_env: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_prefinery.hooks.mailchimp import MailchimpHook
+    from airflow_provider_prefinery.hooks.piggy import PiggyHook
+    from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+
+    proxy = f"http://corp:{PROXY_PASSWORD}@127.0.0.1:3128"
+    for name, value in secret_env.connections().items():
+        conn = json.loads(value)
+        conn["extra"] = {**conn.get("extra", {}), "proxy": proxy}
+        monkeypatch.setenv(name, json.dumps(conn))
+
+    reprs = {cls.__name__: repr(cls().client) for cls in (PrefineryHook, MailchimpHook, PiggyHook)}
+
+    assert all("RestClient(" in text for text in reprs.values())
+    assert not [n for n, text in reprs.items() if KEY in text or PROXY_PASSWORD in text], reprs
+
+
+def test_a_key_templated_into_a_failing_record_is_masked_in_the_xcom(
+    secret_env: SandboxServer, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DAG author templates the key into a record's ``reason`` (``{{ conn.prefinery_default.password }}``
+    renders it); the record fails (unknown e-mail), so its failure entry, record included, becomes the
+    task's XCom. It goes through Airflow's secrets masker, which knows the key since the hook read it."""
+    from airflow_provider_prefinery.operators.prefinery import PrefineryCreatePointsOperator
+    from tests.reliability.soak import RecordingTI
+
+    rendered = {"email": "nobody@example.org", "quantity": 1, "reason": f"key {KEY}"}
+    operator = PrefineryCreatePointsOperator(
+        task_id="points", records=[rendered], fail_on_error=False, progress_interval=0
+    )
+    ti = RecordingTI()
+
+    report = operator.execute({"ti": ti})
+
+    assert report["counts"]["failed"] == 1 and report["failed"][0]["code"] == 2803  # the server refused it
+    assert report["failed"][0]["record"]["reason"] == "key ***"
+    out = capfd.readouterr()
+    texts = {"xcom": json.dumps(report), "pushed": repr(vars(ti)), "stdout": out.out, "stderr": out.err}
+    texts["logging"] = caplog.text
+    assert not holding(texts, KEY), holding(texts, KEY)

@@ -18,7 +18,7 @@ def _int(call: M, name: str, default: int, low: int, high: int) -> int:
     raw = call.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high)) or not low <= int(raw) <= high:
         raise e.BadRequest(f"{name} must be an integer from {low} to {high}")
     return int(raw)
 

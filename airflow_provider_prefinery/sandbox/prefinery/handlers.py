@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from airflow_provider_prefinery.sandbox import errors as e
 from airflow_provider_prefinery.sandbox.prefinery import errors as pe
 from airflow_provider_prefinery.sandbox.prefinery.state import PrefineryState
 from airflow_provider_prefinery.sandbox.prefinery.state.pages import Page
@@ -25,9 +26,18 @@ def _paged(page: Page) -> Response:
     return json_response(page.items, headers={"X-Pagination": json.dumps(page.header)})
 
 
+MAX_PAGE = 10**9
+
+
 def _page_number(call: P) -> int:
+    """The ``page`` query parameter: text that is no number reads as 1 (as Rails reads it), a page beyond
+    :data:`MAX_PAGE` is a 400 (no store can offset that far)."""
     value = call.query.get("page", "1")
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    if not (value.isascii() and value.isdigit()):
+        return 1
+    if len(value) > len(str(MAX_PAGE)) or int(value) > MAX_PAGE:
+        raise e.BadRequest(f"page must be at most {MAX_PAGE:,}, got {value[:30]!r}")
+    return max(1, int(value))
 
 
 async def _wrapped(call: P, wrapper: str) -> dict[str, Any]:
