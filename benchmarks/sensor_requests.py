@@ -1,6 +1,8 @@
-"""Benchmark: requests per hour each sensor mode sends while waiting, against Prefinery's documented limit.
+"""Benchmark: requests per hour each sensor mode sends while waiting, against Prefinery's documented limit;
+then requests per poll on a 100,000-user project.
 
-    .venv/bin/python benchmarks/sensor_requests.py            # about 2 minutes (4 runs of 1/120 h)
+    .venv/bin/python benchmarks/sensor_requests.py            # about 3 minutes (4 runs of 1/120 h, per poll)
+    .venv/bin/python benchmarks/sensor_requests.py --per-poll-only
 
 Measured, not computed: ``--sensors`` (10) ``PrefineryRewardSensor`` instances per mode wait for a reward that
 never comes, for one hour of sensor time, against the sandbox; the requests are counted in the sandbox's
@@ -17,6 +19,13 @@ rate limit (the sandbox's and the hook's, through ``rate_limit_scale``) multipli
 
 The documented limit is LIST rewards 60/min = 3,600/h (per key); the target is at or under it for all
 ``--sensors`` sensors together.
+
+Per poll (the ``bulk`` seed: 100,000 users in project 1001, plus ``--rewards`` (1,000) earned rewards created
+for it): the requests one poll of each check sends, counted in the sandbox's log, beside what a listing of
+every matching page costs (what the reward check did before it stopped at ``min_count``). A check stops at
+its answer, but a poll that is not done yet, and the users event trigger on every poll, list every page their
+filters match: O(users) per poll, 4,000 requests at 25 per page, over an hour at the 60/min LIST users limit.
+Big projects are for webhooks (no request per event).
 """
 
 from __future__ import annotations
@@ -136,11 +145,78 @@ def measure(
     }
 
 
+def per_poll(rewards: int) -> None:
+    """Requests one poll sends on the bulk seed, by check, against a listing of every matching page."""
+    from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+    from airflow_provider_prefinery.hooks.rest import _BUCKETS
+    from airflow_provider_prefinery.polling.checks import matching_rewards, run_check
+    from airflow_provider_prefinery.sandbox.seeds import BULK_FIRST_USER_ID, BULK_USER_COUNT, USER_STATUSES
+    from airflow_provider_prefinery.sandbox.testing import run_sandbox
+
+    with run_sandbox(seed="bulk", startup_timeout=120) as sb:
+        sb.control.configure(scale=100_000)  # no server-side limit: count requests, not waits
+        conn = json.loads(sb.connections()["AIRFLOW_CONN_PREFINERY_DEFAULT"])
+        conn["extra"]["rate_limit_scale"] = 100_000
+        os.environ["AIRFLOW_CONN_PREFINERY_DEFAULT"] = json.dumps(conn)
+        _BUCKETS.clear()
+        hook = PrefineryHook()
+        active = USER_STATUSES.index("active")  # the seed gives user i the status i % 8
+        emails = [hook.get_user(BULK_FIRST_USER_ID + i)["email"] for i in range(active, 8 * rewards, 8)]
+        for email in emails:
+            hook.create_reward(email, "bulk-benchmark")
+        someone, missing = emails[-1], "not.there@example.com"
+        rows = [
+            ("user sensor, user exists", "user", {"email": someone, "status": None}, None),
+            ("user sensor, no such user yet", "user", {"email": missing, "status": None}, None),
+            ("suppression sensor", "suppression", {"email": someone, "suppressed": False}, None),
+            ("reward sensor, min_count=1", "rewards", {"min_count": 1}, "rewards"),
+            ("reward sensor, min_count=100", "rewards", {"min_count": 100}, "rewards"),
+            (
+                f"reward sensor, min_count={rewards + 1} (not yet)",
+                "rewards",
+                {"min_count": rewards + 1},
+                "rewards",
+            ),
+            ("event trigger, users (every poll)", None, {}, "users"),
+        ]
+        print(
+            f"\nRequests per poll, a {BULK_USER_COUNT:,}-user project (seed 'bulk') with {rewards:,} earned "
+            "rewards; 25 items per page.\n"
+        )
+        print(f"{'check':<44}{'requests/poll':>14}{'every page':>12}{'at 60/min':>11}")
+        for name, check, criteria, full in rows:
+            before = hook.stats["requests"]
+            if check is not None:
+                run_check(hook, check, criteria)
+            else:
+                sum(1 for _ in hook.list_users())  # what PrefineryEventTrigger("users") lists on each poll
+            sent = hook.stats["requests"] - before
+            everything = sent
+            if full == "rewards":
+                before = hook.stats["requests"]
+                sum(1 for _ in matching_rewards(hook, status="earned", email=None, descriptor=None))
+                everything = hook.stats["requests"] - before
+            print(f"{name:<44}{sent:>14,}{everything:>12,}{sent / 60:>10.1f}m")
+        hook.close()
+        print(
+            "\nA poll costs O(matching items) until its answer is known; the users event trigger lists the "
+            "whole project on every poll. Use webhooks on big projects (README: Webhooks)."
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=120.0, help="time compression (default 120)")
     parser.add_argument("--sensors", type=int, default=10, help="sensors per mode (default 10)")
+    parser.add_argument("--rewards", type=int, default=1000, help="earned rewards for the per-poll part")
+    parser.add_argument("--per-poll-only", action="store_true", help="only the requests per poll")
     args = parser.parse_args()
+    if not args.per_poll_only:
+        per_hour(args)
+    per_poll(args.rewards)
+
+
+def per_hour(args: argparse.Namespace) -> None:
 
     from airflow_provider_prefinery.hooks.prefinery import RATE_LIMITS
     from airflow_provider_prefinery.polling.pacing import min_poll_interval

@@ -6,11 +6,10 @@ APIs and set ``automation_name`` to a Piggy automation whose event is ``contact_
 Piggy starts through its API).
 
 1. ``wait_for_earned_rewards``: the reward sensor (reschedule mode) waits until a reward is ``earned``
-   and hands over the list. No reward within the hour: the run is skipped, not failed.
-2. ``plan_runs``: lists the earned rewards AGAIN, right before any run, and keeps only those still
-   earned, so a re-run never starts a run for a reward already delivered; rewards held by an earlier run
-   (below) stay out. Looks up each reward's user for the e-mail; the reward's id, name and descriptor go
-   to Piggy as the run's ``data``.
+   (its check stops listing at the first one). No reward within the hour: the run is skipped, not failed.
+2. ``plan_runs``: lists the earned rewards right before any run, so a re-run never starts a run for a
+   reward already delivered; rewards held by an earlier run (below) stay out. Looks up each reward's
+   user for the e-mail; the reward's id, name and descriptor go to Piggy as the run's ``data``.
 3. ``start_runs``: ONE batch task, ``PiggyCreateAutomationRunOperator(records=...)``, starting one run
    per reward (the contact is created in Piggy when missing). A failed run fails this task with the
    failure report of every failed reward; those rewards stay ``earned`` and are tried again next run.
@@ -193,15 +192,15 @@ with DAG(
     )
 
     @task(multiple_outputs=True)
-    def plan_runs(rewards: list[dict[str, Any]], params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
-        """The rewards to run now: still earned (listed again here), not held, oldest first."""
+    def plan_runs(params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
+        """The rewards to run now: earned (listed here, right before any run), not held, oldest first."""
         hook = _prefinery()
         earned_now = {reward["id"]: reward for reward in hook.list_rewards(status="earned")}
         # The latest holds any earlier run left (map_indexes=-1: one value, the most recent).
         previous = ti.xcom_pull(task_ids="report", key="held", include_prior_dates=True, map_indexes=-1) or []
         released = {int(rid) for rid in params["release_reward_ids"]}
         held = sorted({rid for rid in previous if rid in earned_now and rid not in released})
-        todo = [earned_now[r["id"]] for r in rewards if r["id"] in earned_now and r["id"] not in held]
+        todo = [reward for rid, reward in earned_now.items() if rid not in held]
         todo = sorted(todo, key=lambda r: (r.get("earned_at") or "", r["id"]))[: params["max_rewards"]]
         emails, gone = user_emails(hook, {r["user_id"] for r in todo})
         if gone:
@@ -211,11 +210,11 @@ with DAG(
         records = [
             {"email": emails[r["user_id"]], "data": run_data(r)} for r in todo if r["user_id"] in emails
         ]
-        stale = sum(1 for r in rewards if r["id"] not in earned_now)
-        log.info("%d reward(s) to run; %d no longer earned; held: %s", len(records), stale, held or "none")
+        log.info("%d reward(s) to run; held: %s", len(records), held or "none")
         return {"records": records, "held": held}
 
-    plan = plan_runs(earned.output)
+    plan = plan_runs()
+    earned >> plan
 
     # One batch: the automation is resolved once, the token exchanged once, runs go 4 at a time.
     # Not idempotent: never retried by Airflow (the operator also refuses a retry once runs started).

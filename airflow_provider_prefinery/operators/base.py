@@ -13,18 +13,30 @@ argument (``email``) is a record's, never Airflow's alert address: see
 
 A record function returns the API's answer, or an :class:`~airflow_provider_prefinery.batch.Outcome` to
 say "already done", "skipped" or "updated" (idempotent re-runs); it raises to fail the record.
+
+Crash safety: a batch (and a single non-idempotent record) keeps a checkpoint in the task instance's
+``task_state_store`` (:mod:`airflow_provider_prefinery.batch.checkpoint`), so a retry after a killed try
+sends only what no try may have sent. Without a store (Airflow < 3.3) a log line says so and the old rule
+holds: a non-idempotent batch that applied writes fails without an Airflow retry.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias, cast, get_args
 
 from airflow.providers.common.compat.sdk import BaseOperator, Context
 
-from airflow_provider_prefinery.batch import NoRetryError, Outcome, run_batch
-from airflow_provider_prefinery.exceptions import PrefineryError, PrefineryInputError, PrefineryNotFoundError
+from airflow_provider_prefinery.batch import Checkpoint, NoRetryError, Outcome, batch_digest, run_batch
+from airflow_provider_prefinery.batch.checkpoint import DONE_MARKS, FAILED, UNKNOWN
+from airflow_provider_prefinery.exceptions import (
+    PrefineryAuthError,
+    PrefineryError,
+    PrefineryInputError,
+    PrefineryNotFoundError,
+)
 from airflow_provider_prefinery.rendered import json_value, records_list
 from airflow_provider_prefinery.shadowed_args import BASE_OPERATOR_ARGS, ShadowedArgs
 from airflow_provider_prefinery.validation import WRITE_RULES, bool_from_text, one_of
@@ -35,6 +47,8 @@ if TYPE_CHECKING:
     from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 
 IfEmpty = Literal["skip", "fail"]
+CHECKPOINT_KEY = "prefinery_batch"
+"""The ``task_state_store`` key of a batch's checkpoint: renaming it strands the checkpoints in flight."""
 # What ``records=`` takes: mappings with the operator's fields, or what renders (or resolves) to them.
 Records: TypeAlias = "Iterable[Mapping[str, Any]] | XComArg | str | None"
 
@@ -71,6 +85,9 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
     idempotent: ClassVar[bool] = True
     # False when the action works on one object only (deleting a project).
     supports_records: ClassVar[bool] = True
+    # Seconds between checkpoint writes, and the stretch of records a non-idempotent batch claims ahead: a
+    # killed try leaves about this many seconds of records outcome_unknown.
+    checkpoint_interval: ClassVar[float] = 2.0
 
     template_fields: Sequence[str] = ("record", "records")
     template_fields_renderers: ClassVar[dict[str, str]] = {"record": "json", "records": "json"}
@@ -127,6 +144,10 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
     def before_first_record(self) -> None:
         """Run once when every record is valid, before the first is applied (check a shared target)."""
 
+    def stops_batch(self, error: BaseException) -> bool:
+        """True for an error that fails every record (401/402/403): the batch stops at the first one."""
+        return isinstance(error, PrefineryAuthError)
+
     # ---- the engine ----
     def normalise(self, raw: Any) -> dict[str, Any]:
         """Merge one record over the operator's own field values; parse rendered JSON; drop None values.
@@ -153,17 +174,24 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
     def _apply(self, raw: Any) -> Any:
         return self.run_record(self.normalise(raw))
 
+    @property
+    def batch_label(self) -> str:
+        """Names the batch in log lines and errors."""
+        return self.action or type(self).__name__
+
     def execute(self, context: Context) -> Any:
         if not self.is_batch:
             self.prepare(context)
-            return self._execute_one()
+            return self._execute_one(context)
         records = records_list(self.records)
+        checkpoint = None
         if records:
             self.prepare(context)
+            checkpoint = self.checkpoint(context, records)
         elif self.if_empty == "fail":
             raise PrefineryInputError("records", "is an empty list and if_empty='fail'")
         else:
-            self.log.info("%s: no records: nothing to do", self.action or type(self).__name__)
+            self.log.info("%s: no records: nothing to do", self.batch_label)
         result = run_batch(
             records,
             self._apply,
@@ -172,36 +200,101 @@ class RecordsOperator(ShadowedArgs, BaseOperator):
             max_concurrency=self.max_concurrency,
             fail_on_error=self.fail_on_error,
             return_records=self.return_records,
-            label=self.action or type(self).__name__,
+            label=self.batch_label,
             logger=self.log,
             progress_interval=self.progress_interval,
             request_count=self.request_count,
+            stops_batch=self.stops_batch,
+            checkpoint=checkpoint,
         )
         value = result.to_xcom()
         ti = context.get("ti")
-        if not result.ok and self.fail_on_error and self.do_xcom_push and ti is not None:
+        if result.fails_task and self.do_xcom_push and ti is not None:
             # Failing tasks return nothing: push the report first, so downstream/reporting can read it.
             ti.xcom_push(key="return_value", value=value)
-        result.raise_for_failures(retry_safe=self.idempotent)
+        result.raise_for_failures(retry_safe=self.idempotent, checkpointed=checkpoint is not None)
         return value
 
-    def _execute_one(self) -> Any:
+    def checkpoint(self, context: Context, records: Sequence[Any]) -> Checkpoint | None:
+        """The batch's checkpoint in the task's ``task_state_store``; None (with a log line) without one."""
+        store = context.get("task_state_store")
+        if store is None:
+            if self.idempotent:
+                self.log.info(
+                    "%s: no task_state_store (Airflow < 3.3, or a context without one): no checkpoint; a "
+                    "retry sends every record again (safe: the action is idempotent)",
+                    self.batch_label,
+                )
+            else:
+                self.log.warning(
+                    "%s: no task_state_store (Airflow < 3.3, or a context without one): no checkpoint, so a "
+                    "retry could send applied records again; if this batch fails after applying writes it "
+                    "fails without an Airflow retry",
+                    self.batch_label,
+                )
+            return None
+        ti = context.get("ti")
+        return Checkpoint(
+            store,
+            key=CHECKPOINT_KEY,
+            digest=batch_digest(self.batch_label, type(self).__name__, self.record, records),
+            exclusive=not self.idempotent,
+            try_number=getattr(ti, "try_number", None),
+            label=self.batch_label,
+            logger=self.log,
+            interval=self.checkpoint_interval,
+            min_claim=2 * self.max_concurrency,
+        )
+
+    def _execute_one(self, context: Context) -> Any:
         fields = self.normalise({})
         self.check_record(fields)
+        guard = None if self.idempotent else self.checkpoint(context, [fields])
+        if guard is not None:
+            earlier = guard.start(1)
+            if earlier is not None and (earlier.done or earlier.unknown):
+                return self._resume_one(earlier)
         self.before_first_record()
+        if guard is not None:
+            guard.claim(0)  # written before the request: a killed try leaves "maybe sent", never "not sent"
         try:
             value = self.run_record(fields)
-        except PrefineryError as err:
-            if not self.fail_on_error:
-                self.log.error("%s failed (fail_on_error=False, returning None): %s", self.action, err)
-                return None
-            if err.outcome_unknown and not self.idempotent:
-                raise NoRetryError(f"{err} (not retried: {self.action} is not idempotent)") from err
-            raise
+        except Exception as err:
+            if guard is not None:
+                guard.finished(0, UNKNOWN if getattr(err, "outcome_unknown", False) else FAILED)
+                guard.note(0, {"error": type(err).__name__, "message": str(err)})
+                guard.close(complete=True, ok=False)
+            return self._one_failed(err)
         outcome = Outcome.of(value)
+        if guard is not None:
+            guard.finished(0, DONE_MARKS[outcome.status])
+            guard.close(complete=True, ok=True, extra={"value": outcome.value})
         if outcome.note:
             self.log.info("%s: %s", self.action, outcome.note)
         return outcome.value
+
+    def _one_failed(self, err: Exception) -> Any:
+        if not isinstance(err, PrefineryError):
+            raise err
+        if not self.fail_on_error:
+            self.log.error("%s failed (fail_on_error=False, returning None): %s", self.action, err)
+            return None
+        if err.outcome_unknown and not self.idempotent:
+            raise NoRetryError(f"{err} (not retried: {self.action} is not idempotent)") from err
+        raise err
+
+    def _resume_one(self, earlier: Any) -> Any:
+        """A single non-idempotent record an earlier try sent (or may have): never send it again."""
+        if earlier.unknown:
+            note = earlier.notes.get(0)
+            why = note[-1] if note else "its outcome is unknown"
+            raise NoRetryError(f"{self.action}: try {earlier.try_number}: {why} (not sent again)")
+        self.log.info(
+            "%s: applied by try %s already: not sent again, returning its answer",
+            self.action,
+            earlier.try_number,
+        )
+        return earlier.extra.get("value")
 
 
 def already_gone(what: str) -> Outcome:
@@ -243,6 +336,39 @@ class PrefineryBaseOperator(RecordsOperator):
     def prepare(self, context: Context) -> None:
         self.project_id  # noqa: B018 - fail fast on a missing/invalid project id, before validation
         self.hook.client.ensure_pool(self.max_concurrency)
+        self._project_lock = threading.Lock()
+        self._project_gone: bool | None = None
+
+    def stops_batch(self, error: BaseException) -> bool:
+        """401/402/403, or a 404 for the project itself (not for one record): every record would fail."""
+        if super().stops_batch(error):
+            return True
+        return isinstance(error, PrefineryNotFoundError) and self.project_missing(error)
+
+    @cached_property
+    def _project_paths(self) -> frozenset[str]:
+        """The paths of this project that name no record: a 404 there can only mean the project."""
+        from airflow_provider_prefinery.hooks.prefinery_endpoints import ENDPOINTS
+
+        rows = [row.path for row in ENDPOINTS.values() if "{id}" not in row.path]
+        return frozenset(path.format(beta_id=self.project_id) for path in rows)
+
+    def project_missing(self, error: PrefineryNotFoundError) -> bool:
+        """True when a 404 is for the project: on a path naming no record, or, on a record's path, when the
+        project itself is not found (one GET of the project per task, on the first such 404)."""
+        if error.path in self._project_paths:
+            return True
+        with self._project_lock:
+            if self._project_gone is None:
+                try:
+                    self.hook.get_project(self.project_id)
+                except PrefineryNotFoundError:
+                    self._project_gone = True
+                except PrefineryError:
+                    return False  # unknown: the record's own 404 stands
+                else:
+                    self._project_gone = False
+            return self._project_gone
 
     def check_record(self, fields: dict[str, Any]) -> None:
         WRITE_RULES[self.action](**fields)
@@ -254,9 +380,9 @@ class PrefineryBaseOperator(RecordsOperator):
     def run_record(self, fields: dict[str, Any]) -> Any:
         try:
             return self.call(fields)
-        except PrefineryNotFoundError:
-            if self.gone_when_missing is None:
-                raise
+        except PrefineryNotFoundError as err:
+            if self.gone_when_missing is None or self.project_missing(err):
+                raise  # a missing project is not an "already deleted" record
             return already_gone(self.gone_when_missing.format(**fields))
 
     def request_count(self) -> int | None:

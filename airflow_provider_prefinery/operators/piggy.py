@@ -5,9 +5,10 @@ arguments or ``records=[...]``, validates every record (once) before the first r
 bounded concurrency and reports failures like the Prefinery operators.
 
 An automation run is NOT idempotent (each run sends another e-mail, credit or gift card) and Piggy has no
-idempotency key: an attempt whose outcome is unknown (read timeout, 500 after sending) is never replayed,
-the record is reported with ``outcome_unknown: true``, and a batch that started runs fails without an
-Airflow retry. Check such records in Piggy before sending them again.
+idempotency key: an attempt whose outcome is unknown (read timeout, 500 after sending) is never replayed and
+the record is reported with ``outcome_unknown: true``: check such records in Piggy before sending them again.
+The batch's checkpoint (``operators.base``) lets Airflow retry it without starting a run twice; without a task
+state store, a batch that started runs fails without an Airflow retry.
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ a batch returns ``{"counts": {...}, "failed": [...]}`` (plus ``"records"`` with 
 Re-runs are safe where the API allows: existing users (2310, ``if_exists``), existing suppressions
 (2702), already deleted users and suppressions (404) and rewards already in the target status count as
 done. Points, friend invitations, reward triggers and reward creation are not idempotent: an unanswered
-attempt is never replayed (the REST core refuses), the record is reported with ``outcome_unknown: true``,
-and a batch that applied writes fails without an Airflow retry.
+attempt is never replayed (the REST core refuses) and the record is reported with ``outcome_unknown: true``.
+A batch's checkpoint (``operators.base``) lets Airflow retry it without sending a record twice; without a task
+state store, a batch that applied writes fails without an Airflow retry.
 """
 
 from __future__ import annotations

@@ -2,17 +2,25 @@
 
 Both call :func:`run_check` through the same hook, so the REST core's request, retry, rate-limit and error
 rules apply unchanged in both. A check is blocking; the trigger runs it in a worker thread.
+
+A check reads pages only until its answer is known (the user, the suppression, the ``min_count``-th
+reward): listing is lazy, so the pages after that are never requested. Until then a poll costs every
+page its filters match: O(users) or O(rewards) per poll on a project filtered by nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_prefinery import validation as v
 from airflow_provider_prefinery.exceptions import PrefineryInputError
 from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
+
+MAX_VALUE_ITEMS = 100
+"""The most items a check hands downstream (the sensor's XCom, the trigger's event): the first listed."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ def check_user(hook: PrefineryHook, *, email: str, status: frozenset[str] | None
 
 def matching_rewards(
     hook: PrefineryHook, *, status: str | None, email: str | None, descriptor: str | None
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Rewards with this status (filtered by the API) and, if given, this descriptor (filtered here)."""
     for reward in hook.list_rewards(email=email, status=status):
         if status is not None and reward.get("status", status) != status:
@@ -58,19 +66,28 @@ def check_rewards(
     descriptor: str | None = None,
     min_count: int = 1,
 ) -> Verdict:
-    """Done when at least ``min_count`` rewards match.
+    """Done when at least ``min_count`` rewards match; the listing stops at the ``min_count``-th match.
 
-    :return: every matching reward (a list of reward objects) as the value, ready for ``.expand()``.
+    :return: the first ``min_count`` matching rewards in listing order (at most :data:`MAX_VALUE_ITEMS`),
+        a list of reward objects ready for ``.expand()``.
     """
-    rewards = list(matching_rewards(hook, status=status, email=email, descriptor=descriptor))
+    listing = matching_rewards(hook, status=status, email=email, descriptor=descriptor)
+    kept: list[dict[str, Any]] = []
+    count = 0
+    for reward in itertools.islice(listing, min_count):  # no page past the answer is requested
+        count += 1
+        if len(kept) < MAX_VALUE_ITEMS:
+            kept.append(reward)
+    listing.close()
     what = (
         f"{status} reward(s)"
         + (f" {descriptor!r}" if descriptor else "")
         + (f" for {email}" if email else "")
     )
-    if len(rewards) < min_count:
-        return Verdict(False, detail=f"{len(rewards)} of {min_count} {what}")
-    return Verdict(True, rewards, f"{len(rewards)} {what} (needed {min_count})")
+    if count < min_count:
+        return Verdict(False, detail=f"{count} of {min_count} {what}")
+    shown = f"; the first {len(kept)} go downstream" if len(kept) < count else ""
+    return Verdict(True, kept, f"{count} {what} (needed {min_count}: listing stopped there{shown})")
 
 
 def check_suppression(hook: PrefineryHook, *, email: str, suppressed: bool = True) -> Verdict:

@@ -12,19 +12,31 @@ the limit: 10 s for users, rewards and suppressions at the documented 60/min) is
 with a warning; a poke that read several pages waits the minimum per request. A 429 that outlives the REST
 core's retries does not fail the sensor: the next poke waits twice as long per 429 in a row (at least the
 server's Retry-After).
+
+Cost: a check stops listing as soon as its answer is known (the user, the suppression, the ``min_count``-th
+reward), but until then it lists what its filters match: a reward sensor without ``email`` reads every
+matching reward page of the project on each poll, O(rewards) requests. Big projects wait on webhooks.
+
+``email`` is the user's e-mail the sensor waits on, never Airflow's alert address
+(:mod:`airflow_provider_prefinery.shadowed_args`): it is kept as ``user_email``, and ``default_args["email"]``
+stays ``BaseOperator.email``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import traceback
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import (
     AirflowException,
+    AirflowFailException,
     AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
     BaseSensorOperator,
     Context,
     PokeReturnValue,
@@ -36,6 +48,7 @@ from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 from airflow_provider_prefinery.polling.checks import CHECKS, run_check
 from airflow_provider_prefinery.polling.pacing import Pacer
 from airflow_provider_prefinery.polling.sensor_events import EventStatus, validate_event
+from airflow_provider_prefinery.shadowed_args import ShadowedArgs
 from airflow_provider_prefinery.triggers.prefinery import PrefinerySensorTrigger
 
 # Extra seconds Airflow's own deferral timeout gives the trigger past its deadline, so the trigger's
@@ -43,7 +56,7 @@ from airflow_provider_prefinery.triggers.prefinery import PrefinerySensorTrigger
 DEFERRAL_GRACE = 60.0
 
 
-class PrefineryBaseSensor(BaseSensorOperator):
+class PrefineryBaseSensor(ShadowedArgs, BaseSensorOperator):
     """What the three sensors share: the connection, pacing, deferral and the trigger's verdict.
 
     :param prefinery_conn_id: the Prefinery connection (templated).
@@ -54,7 +67,10 @@ class PrefineryBaseSensor(BaseSensorOperator):
 
     check: ClassVar[str] = ""
     criteria_fields: ClassVar[tuple[str, ...]] = ()
-    """The check's arguments: the sensor's attributes of the same names, each one templated."""
+    """The check's arguments: the sensor's attributes of the same names (see ``attribute_of``), templated."""
+    attribute_of: ClassVar[Mapping[str, str]] = {"email": "user_email"}
+    """Arguments kept under another attribute: ``email`` is ``BaseOperator``'s alert address."""
+    shadowed_args = frozenset({"email"})
     template_fields: Sequence[str] = ("prefinery_conn_id", "beta_id")
     ui_color = "#fdf1e6"
 
@@ -74,7 +90,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
 
     def criteria(self) -> dict[str, Any]:
         """The check's keyword arguments, from the rendered fields."""
-        return {name: getattr(self, name) for name in self.criteria_fields}
+        return {name: getattr(self, self.attribute_of.get(name, name)) for name in self.criteria_fields}
 
     def check_arguments(self) -> None:
         """Check the arguments known at DAG parse time, so a typo fails the import, not a run hours later.
@@ -106,7 +122,7 @@ class PrefineryBaseSensor(BaseSensorOperator):
         self.pacer  # noqa: B018 - raise a too-short interval before the first poke, with its warning
         if not self.deferrable:
             return super().execute(context)
-        first = self.poke(context)
+        first = self._first_poke(context)
         if first:
             return first.xcom_value
         self.defer(
@@ -122,6 +138,27 @@ class PrefineryBaseSensor(BaseSensorOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + self.pacer.interval + DEFERRAL_GRACE),
         )
+
+    def _first_poke(self, context: Context) -> PokeReturnValue:
+        """The deferrable path's check on the worker, under the rules ``BaseSensorOperator.execute`` applies
+        to every poke: ``soft_fail``/``never_fail`` skip, ``silent_fail`` logs and waits (3.3.2's loop)."""
+        try:
+            return self.poke(context)
+        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException) as err:
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(
+                    f"Skipping: {'soft' if self.soft_fail else 'never'}_fail is set"
+                ) from err
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as err:
+            if self.silent_fail:
+                self.log.error("Sensor poke failed: \n %s", traceback.format_exc())
+                return PokeReturnValue(False)
+            if self.never_fail:
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from err
+            raise
 
     def poke(self, context: Context) -> PokeReturnValue:
         """Run the check once; a 429 after the core's retries means "not yet", with a longer wait."""
@@ -165,20 +202,22 @@ class PrefineryUserSensor(PrefineryBaseSensor):
 
     check = "user"
     criteria_fields = ("email", "status")
-    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "user_email", "status")
 
     def __init__(self, *, email: str, status: str | list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.email = email
+        self.user_email = email
         self.status = status
         self.check_arguments()
 
 
 class PrefineryRewardSensor(PrefineryBaseSensor):
-    """Wait until at least ``min_count`` rewards match; push them all (a list) to XCom for ``.expand()``.
+    """Wait until at least ``min_count`` rewards match; push the first ``min_count`` (a list, at most
+    :data:`~airflow_provider_prefinery.polling.checks.MAX_VALUE_ITEMS` = 100) to XCom for ``.expand()``.
 
-    Each poke lists the rewards with ``status`` (and ``email``) through the API's filters, every page,
-    and keeps those with ``descriptor`` here.
+    Each poke lists the rewards with ``status`` (and ``email``) through the API's filters and keeps those
+    with ``descriptor`` here, page by page, and stops at the ``min_count``-th match: a poke that is not
+    done yet reads every matching page, so filter by ``email`` on big projects (or use webhooks).
 
     :param status: ``earned`` (default), ``delivered`` or ``revoked`` (templated).
     :param email: only this user's rewards (templated).
@@ -188,7 +227,9 @@ class PrefineryRewardSensor(PrefineryBaseSensor):
 
     check = "rewards"
     criteria_fields = ("status", "email", "descriptor", "min_count")
-    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
+    template_fields: Sequence[str] = (
+        *PrefineryBaseSensor.template_fields, "status", "user_email", "descriptor", "min_count",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -201,7 +242,7 @@ class PrefineryRewardSensor(PrefineryBaseSensor):
     ) -> None:
         super().__init__(**kwargs)
         self.status = status
-        self.email = email
+        self.user_email = email
         self.descriptor = descriptor
         self.min_count = min_count
         self.check_arguments()
@@ -219,10 +260,10 @@ class PrefinerySuppressionSensor(PrefineryBaseSensor):
 
     check = "suppression"
     criteria_fields = ("email", "suppressed")
-    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, *criteria_fields)
+    template_fields: Sequence[str] = (*PrefineryBaseSensor.template_fields, "user_email", "suppressed")
 
     def __init__(self, *, email: str, suppressed: bool | str = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.email = email
+        self.user_email = email
         self.suppressed = suppressed
         self.check_arguments()

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from airflow_provider_prefinery.batch import Outcome, Progress, describe_error
+from airflow_provider_prefinery.batch import FailureList, Outcome, Progress, describe_error
 from airflow_provider_prefinery.exceptions import (
     PrefineryInputError,
     PrefineryNotFoundError,
@@ -29,7 +29,6 @@ from airflow_provider_prefinery.transfers.mailchimp_plan import WRITES, Action
 from airflow_provider_prefinery.transfers.mailchimp_rules import SUPPRESSED_DIGEST, SyncRules, user_digest
 
 COUNT_KEYS = ("created", "updated", "suppressed", "unchanged", "skipped", "failed")
-MAX_FAILURES_IN_XCOM = 100
 DRY_RUN_LOG_LINES = 100
 
 
@@ -169,15 +168,21 @@ def _user_id(user: Any) -> int:
 
 
 class Tally:
-    """Counts by outcome and keeps failures (as JSON), from the planner and from each batch."""
+    """Counts by outcome and keeps failures (as JSON), from the planner and from each batch: the first 100
+    listed and logged, the rest counted (``batch.failures``, the rule the batch engine follows too)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
-        self.failures: list[dict[str, Any]] = []
+        self.listed = FailureList()
 
     @property
     def failed(self) -> int:
         return self.counts["failed"]
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """The first 100 failures."""
+        return self.listed.entries
 
     def planned(self, action: Action) -> None:
         """Count an action that needs no request (or, in a dry run, the write it would make)."""
@@ -189,14 +194,13 @@ class Tally:
         else:
             self.counts[planned.get(action.kind, action.kind)] += 1
 
-    def fail(self, action: Action, error: BaseException) -> dict[str, Any]:
-        """Keep a failed member as a JSON entry (error class, status, code, message, the member)."""
+    def fail(self, action: Action, error: BaseException) -> dict[str, Any] | None:
+        """Count a failed member; keep it as a JSON entry (error class, status, code, message, the member)
+        and return it when it is among the first 100 (log it then), else return None."""
         entry = describe_error(0, action.summary(), error)
         entry.pop("index", None)
         self.counts["failed"] += 1
-        if len(self.failures) < MAX_FAILURES_IN_XCOM:  # every failure is logged; the report keeps the first
-            self.failures.append(entry)
-        return entry
+        return entry if self.listed.add(entry) else None
 
 
 def log_plan(actions: Iterable[Action], tally: Tally, logger: logging.Logger) -> None:
@@ -245,7 +249,8 @@ def apply_writes(
             for _, action, outcome, error in bounded_map(applier, batch, max_workers=max_concurrency):
                 if error is not None:
                     entry = tally.fail(action, error)
-                    logger.error("%s: %s: %s", label, action.email, entry["message"])
+                    if entry is not None:
+                        logger.error("%s: %s: %s", label, action.email, entry["message"])
                 elif outcome is not None:  # the applier returns an Outcome for every write
                     tally.counts[outcome.value] += 1
                     if outcome.note:
@@ -257,3 +262,5 @@ def apply_writes(
     stream(writes(), "sync writes")
     if deferred:
         stream(iter(deferred), "sync writes (newer duplicates)")
+    if summary := tally.listed.summary("failed member(s)"):
+        logger.error("sync writes: %s", summary)

@@ -49,7 +49,7 @@ def test_run_batch_counts_every_outcome_and_keeps_results_in_input_order() -> No
 
     assert result.counts == {
         "total": 10, "succeeded": 7, "updated": 0, "skipped": 1, "already_done": 1,
-        "failed": 1, "outcome_unknown": 0,
+        "failed": 1, "outcome_unknown": 0, "not_sent": 0,
     }  # fmt: skip
     assert result.results == [{"n": n} if n != 3 else None for n in range(10)]
     assert result.failed == [
@@ -276,3 +276,15 @@ def test_a_failed_batch_pushes_its_report_before_failing() -> None:
 
     assert pushed["return_value"]["counts"]["failed"] == 1
     assert pushed["return_value"]["failed"][0]["code"] == 1
+
+
+def test_an_operator_in_a_task_group_keeps_airflows_display_label() -> None:
+    import datetime
+
+    from airflow.sdk import DAG, TaskGroup
+
+    with DAG("labels", schedule=None, start_date=datetime.datetime(2024, 1, 1)), TaskGroup("rewards"):
+        op = _Echo(task_id="award", email="a@example.com")
+
+    assert op.task_id == "rewards.award" and op.label == "award"  # what the graph view shows
+    assert op.batch_label == "echo"

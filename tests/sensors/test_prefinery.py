@@ -8,10 +8,15 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowSensorTimeout, TaskDeferred
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 from airflow.sdk.exceptions import AirflowRescheduleException
 
-from airflow_provider_prefinery.exceptions import PrefineryInputError
+from airflow_provider_prefinery.exceptions import PrefineryInputError, PrefineryServerError
 from airflow_provider_prefinery.hooks.prefinery import PrefineryHook
 from airflow_provider_prefinery.sensors.prefinery import (
     PrefineryBaseSensor,
@@ -69,8 +74,10 @@ def test_reward_sensor_keeps_only_the_descriptor_asked_for(sbx: Any) -> None:
     rewards = sbx.control.rewards(status="delivered")
     descriptor = rewards[0]["descriptor"]
     wanted = {r["id"] for r in rewards if r["descriptor"] == descriptor}
-    sensor = make(PrefineryRewardSensor, status="delivered", descriptor=descriptor)
+    sensor = make(PrefineryRewardSensor, status="delivered", descriptor=descriptor, min_count=len(wanted))
     assert {r["id"] for r in sensor.poke({}).xcom_value} == wanted
+    (first,) = make(PrefineryRewardSensor, status="delivered", descriptor=descriptor).poke({}).xcom_value
+    assert first["id"] in wanted  # min_count=1: the first match, and the listing stopped there
     assert not make(PrefineryRewardSensor, status="delivered", descriptor=descriptor, min_count=99).poke({})
 
 
@@ -93,15 +100,15 @@ def test_rendered_strings_are_accepted_for_counts_and_flags(sbx: Any) -> None:
 
 
 def test_every_argument_is_templated() -> None:
-    common = {"prefinery_conn_id", "beta_id"}
-    assert set(PrefineryUserSensor.template_fields) == common | {"email", "status"}
+    common = {"prefinery_conn_id", "beta_id"}  # email= is kept as user_email: BaseOperator.email alerts
+    assert set(PrefineryUserSensor.template_fields) == common | {"user_email", "status"}
     assert set(PrefineryRewardSensor.template_fields) == common | {
         "status",
-        "email",
+        "user_email",
         "descriptor",
         "min_count",
     }
-    assert set(PrefinerySuppressionSensor.template_fields) == common | {"email", "suppressed"}
+    assert set(PrefinerySuppressionSensor.template_fields) == common | {"user_email", "suppressed"}
 
 
 def test_a_bad_literal_argument_fails_when_the_dag_is_parsed() -> None:
@@ -116,7 +123,7 @@ def test_a_bad_literal_argument_fails_when_the_dag_is_parsed() -> None:
 
 def test_a_bad_rendered_argument_fails_the_poke_before_any_request(sbx: Any) -> None:
     sensor = make(PrefinerySuppressionSensor, email="{{ params.email }}")
-    sensor.email = "rendered but wrong"  # what a template could produce
+    sensor.user_email = "rendered but wrong"  # what a template could produce
     with pytest.raises(PrefineryInputError, match="email"):
         sensor.poke({})
     assert sbx.control.count(api="prefinery") == 0
@@ -228,3 +235,75 @@ def test_a_429_after_the_cores_retries_means_not_yet_and_a_longer_wait(sbx: Any,
     assert sensor.poke({})
     assert sensor.poke_interval == 2  # a healthy poke resets the back-off
     assert sbx.control.count(endpoint="list_rewards", status=429) == 2
+
+
+# ------------------------------------------------------------------------------ e-mail, listing, first poke
+def test_default_args_email_is_the_alert_address_never_the_e_mail_a_sensor_waits_on(sbx: Any) -> None:
+    from airflow.sdk import DAG
+
+    user = first_user(sbx, "applied")
+    alerts = {"email": "oncall@example.org"}
+    with DAG("alerts", schedule=None, start_date=datetime.datetime(2024, 1, 1), default_args=alerts):
+        waits_on_user = make(PrefineryUserSensor, email=user["email"])
+        any_reward = make(PrefineryRewardSensor, task_id="any")  # no email: every earned reward, not oncall's
+        mapped = PrefineryUserSensor.partial(task_id="mapped", poke_interval=0.1).expand(
+            email=[user["email"]]
+        )
+
+    assert waits_on_user.email == any_reward.email == mapped.email == "oncall@example.org"
+    assert waits_on_user.criteria()["email"] == user["email"]
+    assert any_reward.criteria()["email"] is None
+    assert waits_on_user.poke({}).xcom_value["id"] == user["id"]
+    assert len(any_reward.poke({}).xcom_value) == 1  # earned rewards exist; none is oncall@'s
+
+
+def test_the_reward_sensor_stops_listing_at_the_min_count_th_match(sbx: Any) -> None:
+    earned_now = len(sbx.control.rewards(status="earned"))  # 40: two pages of 25
+    assert earned_now > 25
+
+    first = make(PrefineryRewardSensor, min_count=1).poke({})
+    assert len(first.xcom_value) == 1
+    assert sbx.control.count(endpoint="list_rewards") == 1  # not every page
+
+    sbx.control.clear_requests()
+    assert len(make(PrefineryRewardSensor, min_count=26).poke({}).xcom_value) == 26
+    assert sbx.control.count(endpoint="list_rewards") == 2
+
+
+def test_the_reward_sensor_hands_at_most_a_hundred_rewards_downstream(sbx: Any) -> None:
+    user = first_user(sbx, "active", 2)
+    hook = PrefineryHook()
+    for index in range(130):
+        hook.create_reward(user["email"], f"bulk-{index}")
+    count = len(earned(sbx, user))
+
+    sensor = make(PrefineryRewardSensor, email=user["email"], min_count=count)
+    done = sensor.poke({})
+
+    assert done and len(done.xcom_value) == 100  # polling.checks.MAX_VALUE_ITEMS
+    assert {r["id"] for r in done.xcom_value} < {r["id"] for r in earned(sbx, user)}
+
+
+@pytest.mark.parametrize("mode", ["silent_fail", "never_fail"])
+def test_the_first_deferrable_poke_follows_silent_fail_and_never_fail(
+    sbx: Any, conn_extra: Any, mode: str
+) -> None:
+    conn_extra(max_retries=0)
+    sbx.control.set_faults("prefinery", {"500": 1.0}, target="list_rewards")
+    sensor = make(PrefineryRewardSensor, deferrable=True, timeout=600, **{mode: True})
+
+    if mode == "silent_fail":
+        with pytest.raises(TaskDeferred):  # logged, then waits like any failed poke
+            sensor.execute({})
+    else:
+        with pytest.raises(AirflowSkipException, match="never_fail"):
+            sensor.execute({})
+    assert sbx.control.count(endpoint="list_rewards") == 1
+
+
+def test_the_first_deferrable_poke_without_those_options_still_fails(sbx: Any, conn_extra: Any) -> None:
+    conn_extra(max_retries=0)
+    sbx.control.set_faults("prefinery", {"500": 1.0}, target="list_rewards")
+
+    with pytest.raises(PrefineryServerError):
+        make(PrefineryRewardSensor, deferrable=True).execute({})
